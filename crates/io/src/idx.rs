@@ -1,0 +1,1 @@
+//! idx (in progress)
