@@ -5,7 +5,9 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum GraphError {
     /// A node reads a value that no earlier node, input or weight produces.
-    #[error("node '{node}' reads '{value}', which is not a graph input, a weight or an earlier node's output")]
+    #[error(
+        "node '{node}' reads '{value}', which is not a graph input, a weight or an earlier node's output"
+    )]
     UndefinedValue {
         /// The reading node.
         node: String,

@@ -78,7 +78,11 @@ pub struct Graph {
 impl Graph {
     /// An empty graph with one batched input.
     pub fn new(name: &str, input: &str, sample_shape: &[usize]) -> Self {
-        Graph { name: name.into(), inputs: vec![ValueInfo::batched(input, sample_shape)], ..Default::default() }
+        Graph {
+            name: name.into(),
+            inputs: vec![ValueInfo::batched(input, sample_shape)],
+            ..Default::default()
+        }
     }
 
     /// Appends a node and returns the name of its (first) output, which is the node name.

@@ -37,7 +37,13 @@ pub struct PoolAttrs {
 impl PoolAttrs {
     /// A square window with stride equal to the window and no padding.
     pub fn square(k: usize) -> Self {
-        PoolAttrs { kernel: [k, k], strides: [k, k], pads: [0; 4], ceil_mode: false, count_include_pad: false }
+        PoolAttrs {
+            kernel: [k, k],
+            strides: [k, k],
+            pads: [0; 4],
+            ceil_mode: false,
+            count_include_pad: false,
+        }
     }
 }
 

@@ -9,7 +9,14 @@ pub type Shapes = HashMap<String, Vec<usize>>;
 
 /// Output size of a convolution or pooling window along one axis, `None` if the window does not
 /// fit.
-pub fn window_out(input: usize, kernel: usize, stride: usize, pad: usize, dilation: usize, ceil: bool) -> Option<usize> {
+pub fn window_out(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    ceil: bool,
+) -> Option<usize> {
     let span = dilation * (kernel - 1) + 1;
     let padded = input + pad;
     if padded < span || stride == 0 {
@@ -129,7 +136,9 @@ fn node_shape(n: &Node, ins: &[&Vec<usize>]) -> Result<Vec<usize>, String> {
             }
             Ok(vec![m, nn])
         }
-        Op::MatMul => matmul_shape(x, ins[1]).ok_or_else(|| format!("{x:?} and {:?} do not multiply", ins[1])),
+        Op::MatMul => {
+            matmul_shape(x, ins[1]).ok_or_else(|| format!("{x:?} and {:?} do not multiply", ins[1]))
+        }
         Op::Conv(a) => {
             let out = conv_shape(x, ins[1], a)?;
             if let Some(b) = ins.get(2) {
@@ -162,7 +171,8 @@ fn node_shape(n: &Node, ins: &[&Vec<usize>]) -> Result<Vec<usize>, String> {
             Ok(x.clone())
         }
         Op::Flatten { axis } => {
-            let a = resolve_axis(*axis, x.len() + 1).ok_or_else(|| format!("axis {axis} out of range for {x:?}"))?;
+            let a = resolve_axis(*axis, x.len() + 1)
+                .ok_or_else(|| format!("axis {axis} out of range for {x:?}"))?;
             Ok(vec![x[..a].iter().product(), x[a..].iter().product()])
         }
         Op::Reshape { shape } => {
@@ -171,14 +181,19 @@ fn node_shape(n: &Node, ins: &[&Vec<usize>]) -> Result<Vec<usize>, String> {
         Op::Transpose { perm } => {
             let perm: Vec<usize> = if perm.is_empty() { (0..x.len()).rev().collect() } else { perm.clone() };
             let mut seen = vec![false; x.len()];
-            if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true)) {
+            if perm.len() != x.len()
+                || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true))
+            {
                 return Err(format!("permutation {perm:?} does not fit {x:?}"));
             }
             Ok(perm.iter().map(|&p| x[p]).collect())
         }
-        Op::Add | Op::Mul => broadcast(x, ins[1]).ok_or_else(|| format!("{x:?} and {:?} do not broadcast", ins[1])),
+        Op::Add | Op::Mul => {
+            broadcast(x, ins[1]).ok_or_else(|| format!("{x:?} and {:?} do not broadcast", ins[1]))
+        }
         Op::Concat { axis } => {
-            let a = resolve_axis(*axis, x.len()).ok_or_else(|| format!("axis {axis} out of range for {x:?}"))?;
+            let a =
+                resolve_axis(*axis, x.len()).ok_or_else(|| format!("axis {axis} out of range for {x:?}"))?;
             let mut out = x.clone();
             for other in &ins[1..] {
                 if other.len() != x.len() || (0..x.len()).any(|i| i != a && other[i] != x[i]) {
