@@ -1,1 +1,0 @@
-//! onnx (in progress)
