@@ -1,1 +1,44 @@
-fn main() {}
+//! `deepshrink`: compress and accelerate trained deep neural networks.
+//!
+//! Layout: this file parses the command line and dispatches; every subcommand lives in its own
+//! file with an `Args` struct (clap derive) and a `run(Args) -> anyhow::Result<()>`. Errors from
+//! every subcommand flow back here and are reported by [`exit::finish`]: one line on stderr and
+//! exit code 2, or a quiet exit 0 when stdout was closed early (`deepshrink ... | head`).
+//!
+//! This is the only crate that uses `anyhow`; the libraries return typed errors that already name
+//! the file, node and shapes involved.
+
+mod exit;
+mod inspect;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "deepshrink", version, about = "Compress and accelerate trained deep neural networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands, one file each.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show per-layer shapes, parameters, MACs and bytes of a model (.onnx or .safetensors).
+    Inspect(inspect::Args),
+    // Train(train::Args),   // crates/cli/src/train.rs
+    // Eval(eval_cmd::Args), // crates/cli/src/eval_cmd.rs
+}
+
+fn main() -> ExitCode {
+    // On a usage error clap prints the problem and exits with code 2; `--help` and `--version`
+    // exit 0.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    };
+    exit::finish(result)
+}
