@@ -1,10 +1,10 @@
 //! safetensors files: named tensors with a JSON header, read through a memory map.
 //!
-//! [`read`] maps the file and copies each tensor out once, converting to the graph's
+//! [`read()`] maps the file and copies each tensor out once, converting to the graph's
 //! [`Tensor`]: `F32` and `I64` are read as they are, `F16` and `BF16` are widened to `F32`
 //! (exactly), and every other dtype is [`IoError::Unsupported`], naming the tensor. The header,
 //! offsets and lengths are checked by the `safetensors` crate before any data is touched; a
-//! truncated or malformed file is [`IoError::Corrupt`]. [`write`] writes `F32` and `I64` tensors
+//! truncated or malformed file is [`IoError::Corrupt`]. [`write()`] writes `F32` and `I64` tensors
 //! through [`crate::write_atomic`].
 
 use std::collections::BTreeMap;
