@@ -1,0 +1,167 @@
+//! Finite-difference checks of every op's backward pass, through whole small graphs.
+//!
+//! Each graph puts the op under test between trainable layers, so a wrong input gradient shows
+//! up in an earlier weight's gradient and a wrong weight gradient in its own.
+
+use deepshrink_graph::{ConvAttrs, Graph, Op, PoolAttrs, Tensor, ValueInfo};
+
+use crate::loss::cross_entropy;
+use crate::rng::Rng;
+use crate::Model;
+
+fn rand_tensor(rng: &mut Rng, shape: &[usize], scale: f32) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::f32(shape.to_vec(), (0..n).map(|_| rng.range(-scale, scale)).collect())
+}
+
+/// Mean cross-entropy of a training-mode forward pass.
+fn loss(model: &mut Model, x: &[f32], y: &[u32]) -> f64 {
+    let tape = model.forward_train(x.to_vec(), y.len(), &mut Rng::new(0)).unwrap();
+    cross_entropy(&model.tape_logits(&tape).data, y.len(), y, false).0.loss_sum / y.len() as f64
+}
+
+/// Compares analytic and central-difference gradients on a few entries of every weight.
+fn check(g: Graph, batch: usize) {
+    let mut rng = Rng::new(42);
+    let per: usize = g.inputs[0].sample_shape().iter().product();
+    let x: Vec<f32> = (0..batch * per).map(|_| rng.range(-1.0, 1.0)).collect();
+    let y: Vec<u32> = (0..batch).map(|i| (i % 10) as u32).collect();
+    let mut model = Model::new(g).unwrap();
+    let tape = model.forward_train(x.clone(), batch, &mut Rng::new(0)).unwrap();
+    let (_, dl) = cross_entropy(&model.tape_logits(&tape).data, batch, &y, true);
+    let grads = model.backward(tape, dl.unwrap());
+    for (pi, grad) in grads.iter().enumerate() {
+        let Some(grad) = grad else { continue };
+        let name = model.params[pi].name.clone();
+        let n = grad.len();
+        for k in 0..n.min(6) {
+            let i = (k * 7919) % n;
+            let h = 1e-3f32;
+            let orig = model.params[pi].value.data[i];
+            model.params[pi].value.data[i] = orig + h;
+            let lp = loss(&mut model, &x, &y);
+            model.params[pi].value.data[i] = orig - h;
+            let lm = loss(&mut model, &x, &y);
+            model.params[pi].value.data[i] = orig;
+            let numeric = (lp - lm) / (2.0 * h as f64);
+            let analytic = grad[i] as f64;
+            let tol = 2e-3 + 2e-2 * numeric.abs().max(analytic.abs());
+            assert!((numeric - analytic).abs() < tol, "{name}[{i}]: analytic {analytic}, numeric {numeric}");
+        }
+    }
+}
+
+struct B {
+    g: Graph,
+    rng: Rng,
+    last: String,
+}
+
+impl B {
+    fn new(sample: &[usize]) -> B {
+        B { g: Graph::new("t", "x", sample), rng: Rng::new(7), last: "x".into() }
+    }
+    fn w(&mut self, name: &str, shape: &[usize]) -> String {
+        let t = rand_tensor(&mut self.rng, shape, 0.5);
+        self.g.add_weight(name, t)
+    }
+    fn op(&mut self, name: &str, op: Op, extra: &[String]) -> &mut Self {
+        let mut ins = vec![self.last.clone()];
+        ins.extend_from_slice(extra);
+        let refs: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        self.last = self.g.push(name, op, &refs);
+        self
+    }
+    fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, a: ConvAttrs) -> &mut Self {
+        let w = self.w(&format!("{name}.w"), &[cout, cin / a.group, k, k]);
+        let b = self.w(&format!("{name}.b"), &[cout]);
+        self.op(name, Op::Conv(a), &[w, b])
+    }
+    fn fc(&mut self, name: &str, fin: usize, fout: usize) -> &mut Self {
+        let w = self.w(&format!("{name}.w"), &[fout, fin]);
+        let b = self.w(&format!("{name}.b"), &[fout]);
+        self.op(name, Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &[w, b])
+    }
+    fn done(&mut self) -> Graph {
+        let mut g = self.g.clone();
+        g.outputs = vec![ValueInfo::batched(&self.last, &[10])];
+        g
+    }
+}
+
+#[test]
+fn mlp_gemm_relu_sigmoid() {
+    let g = B::new(&[12])
+        .fc("fc1", 12, 8)
+        .op("r", Op::Relu, &[])
+        .fc("fc2", 8, 6)
+        .op("s", Op::Sigmoid, &[])
+        .fc("fc3", 6, 10)
+        .done();
+    check(g, 4);
+}
+
+#[test]
+fn conv_strided_padded_dilated_grouped_with_maxpool() {
+    let a = ConvAttrs { strides: [2, 1], pads: [1, 2, 0, 1], dilations: [1, 2], group: 2 };
+    let pool = PoolAttrs { kernel: [3, 2], strides: [2, 1], pads: [1, 0, 1, 0], ceil_mode: true, count_include_pad: false };
+    let g = B::new(&[2, 9, 8])
+        .conv("c1", 2, 4, 3, a)
+        .op("t", Op::Tanh, &[])
+        .op("p", Op::MaxPool(pool), &[])
+        .op("f", Op::Flatten { axis: 1 }, &[])
+        .done();
+    let shapes = g.infer_shapes(1).unwrap();
+    let feat = shapes["f"][1];
+    let mut b = B { g, rng: Rng::new(9), last: "f".into() };
+    check(b.fc("fc", feat, 10).done(), 3);
+}
+
+#[test]
+fn batchnorm_avgpool_leakyrelu_clip() {
+    let pool = PoolAttrs { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: false, count_include_pad: true };
+    let mut b = B::new(&[1, 6, 6]);
+    b.conv("c1", 1, 3, 3, ConvAttrs { pads: [1; 4], ..Default::default() });
+    let names: Vec<String> = ["s", "b", "m", "v"]
+        .iter()
+        .zip([0.5f32, 0.5, 0.0, 1.0])
+        .map(|(n, base)| {
+            let t = Tensor::f32(vec![3], vec![base + 0.3, base + 0.1, base + 0.2]);
+            b.g.add_weight(&format!("bn.{n}"), t)
+        })
+        .collect();
+    b.op("bn", Op::BatchNormalization { epsilon: 1e-5, momentum: 0.9 }, &names)
+        .op("lr", Op::LeakyRelu { alpha: 0.1 }, &[])
+        .op("ap", Op::AveragePool(pool), &[])
+        .op("cl", Op::Clip { min: -0.8, max: 0.8 }, &[])
+        .op("f", Op::Flatten { axis: 1 }, &[])
+        .fc("fc", 27, 10);
+    check(b.done(), 4);
+}
+
+#[test]
+fn residual_add_mul_broadcast_concat_transpose_softmax_matmul_gap() {
+    let mut b = B::new(&[2, 4, 4]);
+    b.conv("c1", 2, 3, 3, ConvAttrs { pads: [1; 4], ..Default::default() });
+    let skip = b.last.clone();
+    let scale = b.w("scale", &[3, 1, 1]);
+    b.op("mul", Op::Mul, &[scale]);
+    b.conv("c2", 3, 3, 1, ConvAttrs::default());
+    b.op("add", Op::Add, &[skip.clone()]);
+    b.op("cat", Op::Concat { axis: 1 }, &[skip]);
+    b.op("tr", Op::Transpose { perm: vec![0, 2, 3, 1] }, &[]);
+    b.op("sm", Op::Softmax { axis: -1 }, &[]);
+    b.op("tr2", Op::Transpose { perm: vec![0, 3, 1, 2] }, &[]);
+    b.op("gap", Op::GlobalAveragePool, &[]);
+    b.op("rs", Op::Reshape { shape: vec![0, -1] }, &[]);
+    let m = b.w("mm.w", &[6, 10]);
+    b.op("mm", Op::MatMul, &[m]);
+    check(b.done(), 3);
+}
+
+#[test]
+fn zoo_nets() {
+    for name in crate::zoo::NAMES {
+        check(crate::zoo::build(name, 1).unwrap(), 2);
+    }
+}
