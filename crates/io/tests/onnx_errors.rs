@@ -191,6 +191,9 @@ fn bad_tensor_data_is_corrupt_naming_the_tensor() {
     let mut m = tiny_mlp();
     m.graph.as_mut().unwrap().initializer.push(init_f32("W", &[1], vec![0.0]));
     assert!(corrupt(&m).contains("twice"));
+    let mut m = tiny_mlp();
+    m.graph.as_mut().unwrap().input.push(vi("x", &[-1, 4]));
+    assert!(corrupt(&m).contains("'x' is listed twice"));
 }
 
 #[test]
@@ -218,6 +221,8 @@ fn inconsistent_graphs_are_errors() {
     assert!(corrupt(&m).contains("kernel_shape"));
     // Attributes of the wrong type, or out of range.
     assert!(corrupt(&one_node(13, "LeakyRelu", vec![attr_i("alpha", 1)])).contains("alpha"));
+    let twice = vec![attr_f("alpha", 0.1), attr_f("alpha", 0.2)];
+    assert!(corrupt(&one_node(13, "LeakyRelu", twice)).contains("repeats attribute 'alpha'"));
     assert!(
         corrupt(&one_node(13, "MaxPool", vec![attr_ints("kernel_shape", &[0, 2])])).contains("kernel_shape")
     );

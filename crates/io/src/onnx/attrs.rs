@@ -22,15 +22,16 @@ impl<'a> Attrs<'a> {
         label: &'a str,
         path: &'a str,
     ) -> Result<Self, IoError> {
-        for (i, a) in node.attribute.iter().enumerate() {
+        let mut seen = vec![false; known.len()];
+        for a in &node.attribute {
             let name = a.name.as_deref().unwrap_or("");
-            if !known.contains(&name) {
+            let Some(k) = known.iter().position(|&n| n == name) else {
                 return Err(unsupported(
                     path,
                     format!("{label} has attribute '{name}'; supported attributes: {known:?}"),
                 ));
-            }
-            if node.attribute[..i].iter().any(|b| b.name.as_deref() == Some(name)) {
+            };
+            if std::mem::replace(&mut seen[k], true) {
                 return Err(corrupt(path, format!("{label} repeats attribute '{name}'")));
             }
             if a.ref_attr_name.is_some() {

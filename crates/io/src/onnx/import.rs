@@ -39,12 +39,16 @@ pub(super) fn import_model(m: &ModelProto, path: &str) -> Result<Graph, IoError>
     }
 
     let mut inputs = Vec::new();
+    let mut seen = HashSet::new();
     for v in g.input.iter().filter(|v| !consts.contains_key(v.name.as_deref().unwrap_or(""))) {
         let (name, shape) = value_info(v, "input", path)?;
         let shape = shape.ok_or_else(|| unsupported(path, format!("input '{name}' has no shape")))?;
         let fixed = shape.iter().map(|d| if let Dim::Fixed(n) = d { *n as u64 } else { 1 });
         if fixed.fold(1u64, |a, b| a.saturating_mul(b)) > MAX_ELEMENTS {
             return Err(corrupt(path, format!("input '{name}' has shape {shape:?}, too many elements")));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(corrupt(path, format!("input '{name}' is listed twice")));
         }
         inputs.push(ValueInfo { name, shape });
     }
@@ -65,8 +69,15 @@ pub(super) fn import_model(m: &ModelProto, path: &str) -> Result<Graph, IoError>
         if folded.contains(&name) && !referenced.contains(name.as_str()) {
             continue;
         }
+        // Shape rules assume no zero-sized dimension; an empty constant nothing reads is dropped.
         if t.numel() == 0 {
-            return Err(unsupported(path, format!("weight '{name}' has shape {:?}, no elements", t.shape)));
+            if referenced.contains(name.as_str()) {
+                return Err(unsupported(
+                    path,
+                    format!("weight '{name}' has shape {:?}, no elements", t.shape),
+                ));
+            }
+            continue;
         }
         weights.insert(name, t);
     }
@@ -134,12 +145,16 @@ fn import_nodes(
     let mut deferred = Vec::new();
     let mut folded = HashSet::new();
     let mut names = HashSet::new();
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         let op_type = n.op_type.as_deref().unwrap_or("");
         let mut name = n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("{op_type}_{i}"));
         if names.contains(&name) {
-            let base = name.clone();
-            name = (1..).map(|k| format!("{base}_{k}")).find(|c| !names.contains(c)).unwrap_or(base);
+            let k = next_suffix.entry(name.clone()).or_insert(1usize);
+            while names.contains(&format!("{name}_{k}")) {
+                *k += 1;
+            }
+            name = format!("{name}_{k}");
         }
         names.insert(name.clone());
         let label = format!("node '{name}' ({op_type})");
