@@ -9,14 +9,59 @@ fn main() {
                 for _ in 0..10 {
                     unsafe {
                         if swap {
-                            gemm::gemm(n, m, k, c.as_mut_ptr(), n as isize, 1, false, b.as_ptr(), n as isize, 1, a.as_ptr(), k as isize, 1, 1.0, 1.0, false, false, false, par);
+                            gemm::gemm(
+                                n,
+                                m,
+                                k,
+                                c.as_mut_ptr(),
+                                n as isize,
+                                1,
+                                false,
+                                b.as_ptr(),
+                                n as isize,
+                                1,
+                                a.as_ptr(),
+                                k as isize,
+                                1,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                par,
+                            );
                         } else {
-                            gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 1.0, 1.0, false, false, false, par);
+                            gemm::gemm(
+                                m,
+                                n,
+                                k,
+                                c.as_mut_ptr(),
+                                1,
+                                n as isize,
+                                false,
+                                a.as_ptr(),
+                                1,
+                                k as isize,
+                                b.as_ptr(),
+                                1,
+                                n as isize,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                par,
+                            );
                         }
                     }
                 }
                 let dt = t.elapsed().as_secs_f64() / 10.0;
-                println!("{m}x{k}x{n} {:?} swap={swap}: {:.2} ms, {:.1} GFLOPS", par, dt * 1e3, 2.0 * (m * k * n) as f64 / dt / 1e9);
+                println!(
+                    "{m}x{k}x{n} {:?} swap={swap}: {:.2} ms, {:.1} GFLOPS",
+                    par,
+                    dt * 1e3,
+                    2.0 * (m * k * n) as f64 / dt / 1e9
+                );
             }
         }
     }

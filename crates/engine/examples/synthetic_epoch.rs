@@ -9,7 +9,8 @@ fn main() {
     let x: Vec<f32> = (0..n * 784).map(|_| rng.range(-1.0, 1.0)).collect();
     let y: Vec<u32> = (0..n).map(|_| rng.below(10) as u32).collect();
     let mut model = Model::new(zoo::build(&name, 0).unwrap()).unwrap();
-    let stats = train(&mut model, Data { x: &x, y: &y }, &TrainConfig::default(), &mut NoHook, &mut |_| {}).unwrap();
+    let stats =
+        train(&mut model, Data { x: &x, y: &y }, &TrainConfig::default(), &mut NoHook, &mut |_| {}).unwrap();
     eprint!("{}", deepshrink_engine::profile::report());
     println!("{name}: epoch {:.2} s, loss {:.4}", stats[0].seconds, stats[0].loss);
 }

@@ -17,7 +17,9 @@ pub enum EngineError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Training diverged.
-    #[error("training diverged: loss became {loss} at epoch {epoch}, step {step} (try a lower learning rate)")]
+    #[error(
+        "training diverged: loss became {loss} at epoch {epoch}, step {step} (try a lower learning rate)"
+    )]
     Diverged {
         /// The loss value.
         loss: f32,

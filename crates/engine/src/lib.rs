@@ -35,4 +35,6 @@ pub mod zoo;
 pub use error::EngineError;
 pub use model::Model;
 pub use optim::{Optimizer, Schedule};
-pub use train::{evaluate, train, Data, EpochStats, Metrics, NoHook, Params, Progress, TrainConfig, TrainHook};
+pub use train::{
+    evaluate, train, Data, EpochStats, Metrics, NoHook, Params, Progress, TrainConfig, TrainHook,
+};

@@ -33,7 +33,15 @@ impl<'a> Mat<'a> {
 /// `dst = acc * dst + scale * a b` where `dst` is `a.rows x b.cols` with row stride `dst_rs` and
 /// column stride `dst_cs`. `acc` is 0 (overwrite) or 1 (accumulate). Uses both cores for large
 /// products.
-pub(crate) fn matmul_strided(dst: &mut [f32], dst_rs: usize, dst_cs: usize, a: Mat, b: Mat, acc: bool, scale: f32) {
+pub(crate) fn matmul_strided(
+    dst: &mut [f32],
+    dst_rs: usize,
+    dst_cs: usize,
+    a: Mat,
+    b: Mat,
+    acc: bool,
+    scale: f32,
+) {
     let parallel = a.rows * a.cols * b.cols >= 1 << 16;
     matmul_impl(dst, dst_rs, dst_cs, a, b, acc, scale, parallel)
 }
@@ -45,7 +53,16 @@ pub(crate) fn matmul_seq(dst: &mut [f32], a: Mat, b: Mat, acc: bool, scale: f32)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn matmul_impl(dst: &mut [f32], dst_rs: usize, dst_cs: usize, a: Mat, b: Mat, acc: bool, scale: f32, parallel: bool) {
+fn matmul_impl(
+    dst: &mut [f32],
+    dst_rs: usize,
+    dst_cs: usize,
+    a: Mat,
+    b: Mat,
+    acc: bool,
+    scale: f32,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions differ");
     assert!(a.data.len() >= a.span() && b.data.len() >= b.span(), "operand view out of bounds");
@@ -64,7 +81,11 @@ fn matmul_impl(dst: &mut [f32], dst_rs: usize, dst_cs: usize, a: Mat, b: Mat, ac
         }
         return;
     }
-    let par = if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    let par = if parallel {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: all three views were checked to lie inside their slices above; `dst` is borrowed
     // mutably so it cannot alias `a` or `b`.
     unsafe {

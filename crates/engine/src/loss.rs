@@ -13,7 +13,12 @@ pub(crate) struct BatchStats {
 /// Cross-entropy of softmax(`logits`) (`n` rows of `k` classes) against `labels`, averaged over the
 /// batch, with the gradient `(softmax - onehot) / n` when `grad` is set. Labels were checked to be
 /// below `k` by the caller.
-pub(crate) fn cross_entropy(logits: &[f32], n: usize, labels: &[u32], grad: bool) -> (BatchStats, Option<Vec<f32>>) {
+pub(crate) fn cross_entropy(
+    logits: &[f32],
+    n: usize,
+    labels: &[u32],
+    grad: bool,
+) -> (BatchStats, Option<Vec<f32>>) {
     let k = logits.len() / n;
     let mut g = if grad { vec![0.0f32; logits.len()] } else { Vec::new() };
     let per_row = |(i, row): (usize, &[f32]), gr: Option<&mut [f32]>| -> BatchStats {
@@ -31,7 +36,12 @@ pub(crate) fn cross_entropy(logits: &[f32], n: usize, labels: &[u32], grad: bool
         BatchStats { loss_sum: loss, top1: (better == 0) as usize, top5: (better < 5) as usize }
     };
     let parts: Vec<BatchStats> = if grad {
-        logits.par_chunks(k).enumerate().zip(g.par_chunks_mut(k)).map(|(r, gr)| per_row(r, Some(gr))).collect()
+        logits
+            .par_chunks(k)
+            .enumerate()
+            .zip(g.par_chunks_mut(k))
+            .map(|(r, gr)| per_row(r, Some(gr)))
+            .collect()
     } else {
         logits.par_chunks(k).enumerate().map(|r| per_row(r, None)).collect()
     };

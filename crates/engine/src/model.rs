@@ -84,7 +84,10 @@ impl Model {
             .collect();
         for (name, t) in &graph.weights {
             let data = t.as_f32().ok_or_else(|| {
-                EngineError::Unsupported(format!("weight '{name}' is {:?}; ops read f32 weights only", t.dtype()))
+                EngineError::Unsupported(format!(
+                    "weight '{name}' is {:?}; ops read f32 weights only",
+                    t.dtype()
+                ))
             })?;
             slot_of.insert(name.clone(), kinds.len());
             kinds.push(Slot::Weight(params.len()));
@@ -118,7 +121,8 @@ impl Model {
             Some(s) if s.out == output && matches!(s.op, Op::Softmax { .. }) => (s.ins[0], steps.len() - 1),
             _ => (output, steps.len()),
         };
-        let mut needs_grad: Vec<bool> = kinds.iter().map(|k| matches!(k, Slot::Weight(p) if params[*p].trainable)).collect();
+        let mut needs_grad: Vec<bool> =
+            kinds.iter().map(|k| matches!(k, Slot::Weight(p) if params[*p].trainable)).collect();
         for s in &steps {
             needs_grad[s.out] = s.ins.iter().any(|&i| needs_grad[i]);
         }
@@ -128,7 +132,19 @@ impl Model {
         }
         last_use[output] = usize::MAX;
         let sample_shape = graph.inputs[0].sample_shape();
-        Ok(Model { graph, kinds, steps, params, input: slot_of[&input_name], output, logits, loss_steps, needs_grad, last_use, sample_shape })
+        Ok(Model {
+            graph,
+            kinds,
+            steps,
+            params,
+            input: slot_of[&input_name],
+            output,
+            logits,
+            loss_steps,
+            needs_grad,
+            last_use,
+            sample_shape,
+        })
     }
 
     /// Shape of one input sample (the input shape without the batch dimension).
@@ -187,7 +203,9 @@ impl Model {
             let (y, sv) = ops::forward(&step.op, &ins, true, rng);
             crate::profile::record(i, false, step.op.name(), t0);
             let out = step.out;
-            if let (Saved::Bn { mean, var_unbiased, .. }, Op::BatchNormalization { momentum, .. }) = (&sv, &step.op) {
+            if let (Saved::Bn { mean, var_unbiased, .. }, Op::BatchNormalization { momentum, .. }) =
+                (&sv, &step.op)
+            {
                 let (m, ins) = (*momentum, step.ins.clone());
                 self.update_running(ins[3], mean, m);
                 self.update_running(ins[4], var_unbiased, m);
@@ -221,7 +239,12 @@ impl Model {
     }
 
     /// Training forward: returns the tape and the logits.
-    pub(crate) fn forward_train(&mut self, x: Vec<f32>, batch: usize, rng: &mut Rng) -> Result<Tape, EngineError> {
+    pub(crate) fn forward_train(
+        &mut self,
+        x: Vec<f32>,
+        batch: usize,
+        rng: &mut Rng,
+    ) -> Result<Tape, EngineError> {
         self.check_input(&x, batch)?;
         Ok(self.run_train(x, batch, rng))
     }
@@ -261,7 +284,8 @@ impl Model {
         for (slot, kind) in self.kinds.iter().enumerate() {
             if let Slot::Weight(p) = kind {
                 if self.params[*p].trainable {
-                    out[*p] = grads[slot].take().or_else(|| Some(vec![0.0; self.params[*p].value.data.len()]));
+                    out[*p] =
+                        grads[slot].take().or_else(|| Some(vec![0.0; self.params[*p].value.data.len()]));
                 }
             }
         }

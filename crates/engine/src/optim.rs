@@ -198,9 +198,19 @@ mod tests {
         let cases = [
             (Optimizer::adam(0.1), [0.701586, -1.700623]),
             (Optimizer::sgd(0.1), [0.062, -0.124]),
-            (Optimizer::Sgd { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01 }, [-0.111651, 0.223302]),
             (
-                Optimizer::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, decoupled: true },
+                Optimizer::Sgd { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01 },
+                [-0.111651, 0.223302],
+            ),
+            (
+                Optimizer::Adam {
+                    lr: 0.1,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.1,
+                    decoupled: true,
+                },
                 [0.675101, -1.644369],
             ),
         ];

@@ -27,5 +27,9 @@ pub(crate) fn record(step: usize, backward: bool, op: &'static str, start: Insta
 pub fn report() -> String {
     let mut t = TIMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
     t.sort_by_key(|e| (e.1, e.0));
-    t.iter().map(|(s, b, op, dt)| format!("{:>3} {:<8} {:<20} {:8.3} s\n", s, if *b { "backward" } else { "forward" }, op, dt)).collect()
+    t.iter()
+        .map(|(s, b, op, dt)| {
+            format!("{:>3} {:<8} {:<20} {:8.3} s\n", s, if *b { "backward" } else { "forward" }, op, dt)
+        })
+        .collect()
 }

@@ -34,7 +34,13 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 1, batch_size: 128, optimizer: Optimizer::adam(1e-3), schedule: Schedule::Constant, seed: 0 }
+        TrainConfig {
+            epochs: 1,
+            batch_size: 128,
+            optimizer: Optimizer::adam(1e-3),
+            schedule: Schedule::Constant,
+            seed: 0,
+        }
     }
 }
 
@@ -148,7 +154,9 @@ fn check_data(model: &Model, data: &Data, classes: usize) -> Result<usize, Engin
         )));
     }
     if let Some(&bad) = data.y.iter().find(|&&l| l as usize >= classes) {
-        return Err(EngineError::Data(format!("label {bad} is out of range for a model with {classes} outputs")));
+        return Err(EngineError::Data(format!(
+            "label {bad} is out of range for a model with {classes} outputs"
+        )));
     }
     Ok(per)
 }
@@ -200,7 +208,8 @@ pub fn train(
             let mut grads = model.backward(tape, g.expect("gradient requested"));
             hook.before_step(&mut Params { params: &mut model.params, grads: Some(&mut grads) });
             t += 1;
-            lr = cfg.optimizer.lr() * cfg.schedule.factor((epoch - 1) as f32 + step as f32 / steps as f32, cfg.epochs);
+            lr = cfg.optimizer.lr()
+                * cfg.schedule.factor((epoch - 1) as f32 + step as f32 / steps as f32, cfg.epochs);
             for ((p, g), st) in model.params.iter_mut().zip(&grads).zip(&mut states) {
                 if let (true, Some(g)) = (p.trainable, g) {
                     update(&cfg.optimizer, lr, t, &mut p.value.data, g, st);
@@ -243,5 +252,10 @@ pub fn evaluate(
         progress(&Progress { epoch: 0, step: step + 1, steps, loss: s.loss_sum / end as f64 });
     }
     let n = n.max(1) as f64;
-    Ok(Metrics { loss: s.loss_sum / n, top1: s.top1 as f64 / n, top5: s.top5 as f64 / n, samples: data.y.len() })
+    Ok(Metrics {
+        loss: s.loss_sum / n,
+        top1: s.top1 as f64 / n,
+        top5: s.top5 as f64 / n,
+        samples: data.y.len(),
+    })
 }

@@ -90,7 +90,10 @@ pub fn build(name: &str, seed: u64) -> Result<Graph, EngineError> {
             b.linear("fc", 64, 10);
         }
         _ => {
-            return Err(EngineError::Config(format!("unknown zoo model '{name}'; known: {}", NAMES.join(", "))));
+            return Err(EngineError::Config(format!(
+                "unknown zoo model '{name}'; known: {}",
+                NAMES.join(", ")
+            )));
         }
     }
     Ok(b.finish())
@@ -105,7 +108,12 @@ struct Builder {
 
 impl Builder {
     fn new(name: &str, seed: u64) -> Self {
-        Builder { g: Graph::new(name, "input", &[1, 28, 28]), rng: Rng::new(seed), last: "input".into(), count: 0 }
+        Builder {
+            g: Graph::new(name, "input", &[1, 28, 28]),
+            rng: Rng::new(seed),
+            last: "input".into(),
+            count: 0,
+        }
     }
 
     fn uniform(&mut self, shape: Vec<usize>, bound: f32) -> Tensor {
@@ -147,10 +155,11 @@ impl Builder {
     }
 
     fn bn(&mut self, name: &str, c: usize) -> String {
-        let names: Vec<String> = [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)]
-            .iter()
-            .map(|(p, v)| self.g.add_weight(&format!("{name}.{p}"), Tensor::f32(vec![c], vec![*v; c])))
-            .collect();
+        let names: Vec<String> =
+            [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)]
+                .iter()
+                .map(|(p, v)| self.g.add_weight(&format!("{name}.{p}"), Tensor::f32(vec![c], vec![*v; c])))
+                .collect();
         self.node(name, Op::BatchNormalization { epsilon: 1e-5, momentum: 0.9 }, &names)
     }
 

@@ -31,7 +31,18 @@ struct Geo {
 impl Geo {
     fn new(x: &[usize], w: &[usize], a: &ConvAttrs) -> Geo {
         let out = deepshrink_graph::shape::conv_shape(x, w, a).expect("checked by shape inference");
-        Geo { n: x[0], c: x[1], h: x[2], w: x[3], m: w[0], kh: w[2], kw: w[3], oh: out[2], ow: out[3], a: a.clone() }
+        Geo {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            m: w[0],
+            kh: w[2],
+            kw: w[3],
+            oh: out[2],
+            ow: out[3],
+            a: a.clone(),
+        }
     }
     fn p(&self) -> usize {
         self.oh * self.ow
@@ -216,7 +227,11 @@ pub(super) fn backward(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -
             .map(|((xs, dys), dxs)| work(xs, dys, dxs))
             .collect()
     } else {
-        x.data.par_chunks(share * g.chw()).zip(dy.par_chunks(share * g.m * p)).map(|(xs, dys)| work(xs, dys, &mut [])).collect()
+        x.data
+            .par_chunks(share * g.chw())
+            .zip(dy.par_chunks(share * g.m * p))
+            .map(|(xs, dys)| work(xs, dys, &mut []))
+            .collect()
     };
     let mut out = vec![None, None, None];
     if need_w {

@@ -26,7 +26,9 @@ pub(super) fn gemm_forward(ins: &[&Buf], alpha: f32, beta: f32, ta: bool, tb: bo
                     row.iter_mut().zip(&c.data).for_each(|(y, c)| *y = beta * c);
                 }
             } else {
-                for_each_index(&[m, n], |lin, idx| y[lin] = beta * c.data[idx[0] * strides[0] + idx[1] * strides[1]]);
+                for_each_index(&[m, n], |lin, idx| {
+                    y[lin] = beta * c.data[idx[0] * strides[0] + idx[1] * strides[1]]
+                });
             }
             acc = true;
         }

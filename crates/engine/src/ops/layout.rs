@@ -82,7 +82,8 @@ pub(super) fn backward(op: &Op, ins: &[&Buf], dy: &[f32]) -> Vec<Option<Vec<f32>
             ins.iter()
                 .map(|b| {
                     let len = b.shape[a] * inner;
-                    let g = (0..outer).flat_map(|o| dy[o * total + offset..][..len].iter().copied()).collect();
+                    let g =
+                        (0..outer).flat_map(|o| dy[o * total + offset..][..len].iter().copied()).collect();
                     offset += len;
                     Some(g)
                 })

@@ -117,7 +117,8 @@ pub(crate) fn reduce_to(g: &[f32], from: &[usize], to: &[usize]) -> Vec<f32> {
         }
         return out;
     }
-    let to_full: Vec<usize> = (0..n).map(|i| if i + to.len() >= n { to[i + to.len() - n] } else { 1 }).collect();
+    let to_full: Vec<usize> =
+        (0..n).map(|i| if i + to.len() >= n { to[i + to.len() - n] } else { 1 }).collect();
     let mut out = vec![0.0; to_full.iter().product()];
     let strides = broadcast_strides(&to_full, from);
     for_each_index(from, |lin, idx| {
@@ -131,7 +132,8 @@ pub(crate) fn reduce_to(g: &[f32], from: &[usize], to: &[usize]) -> Vec<f32> {
 /// (0 on broadcast dimensions).
 pub(crate) fn broadcast_strides(small: &[usize], big: &[usize]) -> Vec<usize> {
     let n = big.len();
-    let full: Vec<usize> = (0..n).map(|i| if i + small.len() >= n { small[i + small.len() - n] } else { 1 }).collect();
+    let full: Vec<usize> =
+        (0..n).map(|i| if i + small.len() >= n { small[i + small.len() - n] } else { 1 }).collect();
     let mut strides = vec![0; n];
     let mut s = 1;
     for i in (0..n).rev() {

@@ -19,7 +19,9 @@ impl Layout {
     }
     /// Sum of `f(linear index)` over all elements of channel `c`.
     fn sum(&self, c: usize, f: impl Fn(usize) -> f64) -> f64 {
-        (0..self.n).map(|n| ((n * self.c + c) * self.inner..(n * self.c + c + 1) * self.inner).map(&f).sum::<f64>()).sum()
+        (0..self.n)
+            .map(|n| ((n * self.c + c) * self.inner..(n * self.c + c + 1) * self.inner).map(&f).sum::<f64>())
+            .sum()
     }
 }
 
@@ -62,7 +64,13 @@ pub(super) fn forward(ins: &[&Buf], eps: f32, train: bool) -> (Buf, Saved) {
     (Buf::new(x.shape.clone(), affine(&x.data, &l, &a, &b)), saved)
 }
 
-pub(super) fn backward(ins: &[&Buf], saved: &Saved, eps: f32, dy: &[f32], need: &[bool]) -> Vec<Option<Vec<f32>>> {
+pub(super) fn backward(
+    ins: &[&Buf],
+    saved: &Saved,
+    eps: f32,
+    dy: &[f32],
+    need: &[bool],
+) -> Vec<Option<Vec<f32>>> {
     let (x, scale) = (ins[0], &ins[1].data);
     let l = Layout::of(x);
     let (mean, invstd, batch_stats) = match saved {

@@ -7,7 +7,14 @@ use deepshrink_graph::{shape::pool_shape, PoolAttrs};
 
 /// Window bounds along one axis for output index `o`: (start, end) clipped to the input, and the
 /// window size counting padding (clipped to the padded extent), as PyTorch and ONNX define it.
-fn window(o: usize, k: usize, s: usize, pad_begin: usize, pad_end: usize, len: usize) -> (usize, usize, usize) {
+fn window(
+    o: usize,
+    k: usize,
+    s: usize,
+    pad_begin: usize,
+    pad_end: usize,
+    len: usize,
+) -> (usize, usize, usize) {
     let start = (o * s) as isize - pad_begin as isize;
     let end = (start + k as isize).min((len + pad_end) as isize);
     let padded = (end - start) as usize;
@@ -30,7 +37,8 @@ pub(super) fn max_forward(x: &Buf, p: &PoolAttrs) -> (Buf, Saved) {
                 for j in 0..ow {
                     let (mut best, mut at) = (f32::NEG_INFINITY, i * kh * w + j * kw);
                     for r in i * kh..(i * kh + kh).min(h) {
-                        for (c, &v) in xp[r * w..].iter().enumerate().take((j * kw + kw).min(w)).skip(j * kw) {
+                        for (c, &v) in xp[r * w..].iter().enumerate().take((j * kw + kw).min(w)).skip(j * kw)
+                        {
                             if v > best {
                                 best = v;
                                 at = r * w + c;
