@@ -8,9 +8,12 @@
 //! This is the only crate that uses `anyhow`; the libraries return typed errors that already name
 //! the file, node and shapes involved.
 
+mod data;
+mod eval_cmd;
 mod exit;
 mod inspect;
 mod progress;
+mod train;
 
 use std::process::ExitCode;
 
@@ -29,8 +32,10 @@ struct Cli {
 enum Command {
     /// Show per-layer shapes, parameters, MACs and bytes of a model (.onnx or .safetensors).
     Inspect(inspect::Args),
-    // Train(train::Args),   // crates/cli/src/train.rs
-    // Eval(eval_cmd::Args), // crates/cli/src/eval_cmd.rs
+    /// Train a zoo network or an ONNX model on an IDX data set (MNIST by default).
+    Train(train::Args),
+    /// Loss, top-1 and top-5 accuracy of a model on an IDX data set.
+    Eval(eval_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
     };
     exit::finish(result)
 }

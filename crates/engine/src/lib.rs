@@ -36,5 +36,5 @@ pub use error::EngineError;
 pub use model::Model;
 pub use optim::{Optimizer, Schedule};
 pub use train::{
-    evaluate, train, Data, EpochStats, Metrics, NoHook, Params, Progress, TrainConfig, TrainHook,
+    evaluate, train, Data, EpochStats, Metrics, NoHook, Params, Progress, TrainConfig, TrainHook, Trainer,
 };

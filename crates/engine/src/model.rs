@@ -63,7 +63,12 @@ pub struct Model {
 impl Model {
     /// Compiles a graph. Fails if it is invalid, its shapes do not fit, or it has other than one
     /// input and one output.
-    pub fn new(graph: Graph) -> Result<Model, EngineError> {
+    pub fn new(mut graph: Graph) -> Result<Model, EngineError> {
+        // The first input dimension is the batch, whatever the file declared (exporters often
+        // fix it to 1); shapes are re-checked for every batch size that is run.
+        if let Some(d) = graph.inputs.first_mut().and_then(|i| i.shape.first_mut()) {
+            *d = deepshrink_graph::Dim::Sym("batch".into());
+        }
         graph.infer_shapes(1)?;
         graph.infer_shapes(2)?;
         if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
@@ -167,6 +172,10 @@ impl Model {
     }
 
     fn check_input(&self, x: &[f32], batch: usize) -> Result<(), EngineError> {
+        if batch > 2 {
+            // A graph may hard-code a batch size (a Reshape to [1, -1], say): refuse, don't panic.
+            self.graph.infer_shapes(batch)?;
+        }
         let per: usize = self.sample_shape.iter().product();
         if x.len() != per * batch {
             return Err(EngineError::Data(format!(

@@ -167,7 +167,8 @@ fn classes(model: &Model) -> Result<usize, EngineError> {
     Ok(logits.data.len())
 }
 
-/// Trains `model` on `data`, calling `hook` around every step and `progress` after every batch.
+/// Trains `model` on `data` for `cfg.epochs` epochs, calling `hook` around every step and
+/// `progress` after every batch.
 pub fn train(
     model: &mut Model,
     data: Data,
@@ -175,21 +176,51 @@ pub fn train(
     hook: &mut dyn TrainHook,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<EpochStats>, EngineError> {
-    cfg.optimizer.validate().map_err(EngineError::Config)?;
-    if cfg.batch_size == 0 {
-        return Err(EngineError::Config("batch size must be at least 1".into()));
+    let mut trainer = Trainer::new(model, cfg)?;
+    (0..cfg.epochs).map(|_| trainer.epoch(model, data, hook, progress)).collect()
+}
+
+/// Training state that lasts across epochs (optimizer moments, step count, random stream), so a
+/// caller can do work between epochs, such as measuring the test set or pruning further.
+pub struct Trainer {
+    cfg: TrainConfig,
+    states: Vec<State>,
+    t: u64,
+    epoch: usize,
+    rng: Rng,
+}
+
+impl Trainer {
+    /// A trainer for `model` with `cfg`; checks the configuration.
+    pub fn new(model: &Model, cfg: &TrainConfig) -> Result<Trainer, EngineError> {
+        cfg.optimizer.validate().map_err(EngineError::Config)?;
+        if cfg.batch_size == 0 {
+            return Err(EngineError::Config("batch size must be at least 1".into()));
+        }
+        let states = vec![State::default(); model.params.len()];
+        Ok(Trainer { cfg: cfg.clone(), states, t: 0, epoch: 0, rng: Rng::new(cfg.seed) })
     }
-    let per = check_data(model, &data, classes(model)?)?;
-    let n = data.y.len();
-    let steps = n.div_ceil(cfg.batch_size);
-    let mut rng = Rng::new(cfg.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut states = vec![State::default(); model.params.len()];
-    let mut t = 0u64;
-    let mut history = Vec::new();
-    for epoch in 1..=cfg.epochs {
+
+    /// Runs the next epoch (the schedule counts epochs from the first call).
+    pub fn epoch(
+        &mut self,
+        model: &mut Model,
+        data: Data,
+        hook: &mut dyn TrainHook,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<EpochStats, EngineError> {
+        let cfg = &self.cfg;
+        let per = check_data(model, &data, classes(model)?)?;
+        if self.states.len() != model.params.len() {
+            return Err(EngineError::Config("the trainer was made for a different model".into()));
+        }
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let n = data.y.len();
+        let steps = n.div_ceil(cfg.batch_size);
         let start = Instant::now();
-        rng.shuffle(&mut order);
+        let mut order: Vec<usize> = (0..n).collect();
+        self.rng.shuffle(&mut order);
         let mut stats = BatchStats::default();
         let mut lr = cfg.optimizer.lr();
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
@@ -197,7 +228,7 @@ pub fn train(
             let mut x = Vec::with_capacity(b * per);
             idx.iter().for_each(|&i| x.extend_from_slice(&data.x[i * per..(i + 1) * per]));
             let y: Vec<u32> = idx.iter().map(|&i| data.y[i]).collect();
-            let tape = model.forward_train(x, b, &mut rng)?;
+            let tape = model.forward_train(x, b, &mut self.rng)?;
             let (s, g) = cross_entropy(&model.tape_logits(&tape).data, b, &y, true);
             let mean = (s.loss_sum / b as f64) as f32;
             if !mean.is_finite() {
@@ -207,27 +238,26 @@ pub fn train(
             stats.top1 += s.top1;
             let mut grads = model.backward(tape, g.expect("gradient requested"));
             hook.before_step(&mut Params { params: &mut model.params, grads: Some(&mut grads) });
-            t += 1;
-            lr = cfg.optimizer.lr()
-                * cfg.schedule.factor((epoch - 1) as f32 + step as f32 / steps as f32, cfg.epochs);
-            for ((p, g), st) in model.params.iter_mut().zip(&grads).zip(&mut states) {
+            self.t += 1;
+            let progress_epochs = (epoch - 1) as f32 + step as f32 / steps as f32;
+            lr = cfg.optimizer.lr() * cfg.schedule.factor(progress_epochs, cfg.epochs);
+            for ((p, g), st) in model.params.iter_mut().zip(&grads).zip(&mut self.states) {
                 if let (true, Some(g)) = (p.trainable, g) {
-                    update(&cfg.optimizer, lr, t, &mut p.value.data, g, st);
+                    update(&cfg.optimizer, lr, self.t, &mut p.value.data, g, st);
                 }
             }
             hook.after_step(&mut Params { params: &mut model.params, grads: None });
             let seen = (step * cfg.batch_size + b) as f64;
             progress(&Progress { epoch, step: step + 1, steps, loss: stats.loss_sum / seen });
         }
-        history.push(EpochStats {
+        Ok(EpochStats {
             epoch,
-            loss: stats.loss_sum / n as f64,
-            accuracy: stats.top1 as f64 / n as f64,
+            loss: stats.loss_sum / n.max(1) as f64,
+            accuracy: stats.top1 as f64 / n.max(1) as f64,
             lr,
             seconds: start.elapsed().as_secs_f64(),
-        });
+        })
     }
-    Ok(history)
 }
 
 /// Loss, top-1 and top-5 accuracy of `model` on `data`, in batches of `batch_size`.
