@@ -159,7 +159,7 @@ fn residual_add_mul_broadcast_concat_transpose_softmax_matmul_gap() {
     let scale = b.w("scale", &[3, 1, 1]);
     b.op("mul", Op::Mul, &[scale]);
     b.conv("c2", 3, 3, 1, ConvAttrs::default());
-    b.op("add", Op::Add, &[skip.clone()]);
+    b.op("add", Op::Add, std::slice::from_ref(&skip));
     b.op("cat", Op::Concat { axis: 1 }, &[skip]);
     b.op("tr", Op::Transpose { perm: vec![0, 2, 3, 1] }, &[]);
     b.op("sm", Op::Softmax { axis: -1 }, &[]);

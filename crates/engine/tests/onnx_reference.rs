@@ -18,7 +18,8 @@ fn floats(v: &serde_json::Value) -> Vec<f32> {
 
 fn load(name: &str) -> (Model, serde_json::Value) {
     let graph = deepshrink_io::onnx::load(&fixture(&format!("{name}.onnx"))).unwrap();
-    let io = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.io.json"))).unwrap()).unwrap();
+    let io =
+        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.io.json"))).unwrap()).unwrap();
     (Model::new(graph).unwrap(), io)
 }
 

@@ -26,6 +26,11 @@ pub fn window_out(
     Some(if ceil { n.div_ceil(stride) + 1 } else { n / stride + 1 })
 }
 
+/// Number of elements of a shape, `None` on overflow.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 /// Numpy broadcast of two shapes, `None` if they do not broadcast.
 pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let n = a.len().max(b.len());
@@ -52,7 +57,7 @@ pub fn resolve_axis(axis: i64, rank: usize) -> Option<usize> {
 
 /// Target shape of a Reshape (`0` copies, `-1` inferred).
 pub fn reshape_target(input: &[usize], spec: &[i64]) -> Option<Vec<usize>> {
-    let total: usize = input.iter().product();
+    let total = checked_numel(input)?;
     let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;
     for (i, &s) in spec.iter().enumerate() {
@@ -66,14 +71,14 @@ pub fn reshape_target(input: &[usize], spec: &[i64]) -> Option<Vec<usize>> {
             _ => return None,
         }
     }
-    let known: usize = out.iter().product();
+    let known = checked_numel(&out)?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return None;
         }
         out[i] = total / known;
     }
-    (out.iter().product::<usize>() == total).then_some(out)
+    (checked_numel(&out)? == total).then_some(out)
 }
 
 /// Output shape of a 2-D pooling.
@@ -91,7 +96,11 @@ pub fn conv_shape(x: &[usize], w: &[usize], a: &ConvAttrs) -> Result<Vec<usize>,
     if x.len() != 4 || w.len() != 4 {
         return Err(format!("expects 4-D input and weight, got {x:?} and {w:?}"));
     }
-    if a.group == 0 || x[1] % a.group != 0 || w[0] % a.group != 0 || x[1] / a.group != w[1] {
+    if a.group == 0
+        || !x[1].is_multiple_of(a.group)
+        || !w[0].is_multiple_of(a.group)
+        || x[1] / a.group != w[1]
+    {
         return Err(format!("input {x:?} does not fit weight {w:?} with group {}", a.group));
     }
     let oh = window_out(x[2], w[2], a.strides[0], a.pads[0] + a.pads[2], a.dilations[0], false);
@@ -231,11 +240,9 @@ impl Graph {
         }
         for n in &self.nodes {
             let ins: Vec<&Vec<usize>> = n.inputs.iter().map(|i| &shapes[i]).collect();
-            let out = node_shape(n, &ins).map_err(|detail| GraphError::Shape {
-                node: n.name.clone(),
-                op: n.op.name(),
-                detail,
-            })?;
+            let out = node_shape(n, &ins)
+                .and_then(|s| checked_numel(&s).map(|_| s).ok_or_else(|| "output size overflows".to_string()))
+                .map_err(|detail| GraphError::Shape { node: n.name.clone(), op: n.op.name(), detail })?;
             for o in &n.outputs {
                 shapes.insert(o.clone(), out.clone());
             }
