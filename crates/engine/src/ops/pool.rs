@@ -30,6 +30,30 @@ pub(super) fn max_forward(x: &Buf, p: &PoolAttrs) -> (Buf, Saved) {
     let planes_per_task = (4096 / (oh * ow).max(1)).max(1);
     let task = |pl: usize, yp: &mut [f32], ap: &mut [u32]| {
         let xp = &x.data[pl * h * w..][..h * w];
+        if simple && p.kernel == [2, 2] {
+            // The common 2x2 / stride 2 case, unrolled.
+            for i in 0..oh {
+                let (r0, r1) = (&xp[2 * i * w..][..w], &xp[(2 * i + 1) * w..][..w]);
+                for j in 0..ow {
+                    let c = 2 * j;
+                    let cands = [
+                        (r0[c], 2 * i * w + c),
+                        (r0[c + 1], 2 * i * w + c + 1),
+                        (r1[c], (2 * i + 1) * w + c),
+                        (r1[c + 1], (2 * i + 1) * w + c + 1),
+                    ];
+                    let mut best = cands[0];
+                    for cand in &cands[1..] {
+                        if cand.0 > best.0 {
+                            best = *cand;
+                        }
+                    }
+                    yp[i * ow + j] = best.0;
+                    ap[i * ow + j] = best.1 as u32;
+                }
+            }
+            return;
+        }
         if simple {
             // Non-overlapping windows inside the input: no clipping needed.
             let (kh, kw) = (p.kernel[0], p.kernel[1]);
