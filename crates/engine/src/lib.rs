@@ -22,6 +22,7 @@
 mod error;
 #[cfg(test)]
 mod gradcheck;
+mod infer;
 mod linalg;
 mod loss;
 mod model;
@@ -33,6 +34,7 @@ mod train;
 pub mod zoo;
 
 pub use error::EngineError;
+pub use infer::infer_op;
 pub use model::Model;
 pub use optim::{Optimizer, Schedule};
 pub use train::{

@@ -1,11 +1,12 @@
 //! Graph, nodes, inputs and outputs.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 use crate::{GraphError, Op, Tensor};
 
 /// One dimension of a graph input or output: fixed, or symbolic (the batch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dim {
     /// A known size.
     Fixed(usize),
@@ -14,7 +15,7 @@ pub enum Dim {
 }
 
 /// A named graph input or output with its (partly symbolic) shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValueInfo {
     /// Value name.
     pub name: String,
@@ -48,7 +49,7 @@ impl ValueInfo {
 }
 
 /// One application of an op.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// Unique node name.
     pub name: String,
@@ -61,7 +62,7 @@ pub struct Node {
 }
 
 /// A model: nodes in topological order, weights, inputs and outputs.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Graph {
     /// Model name.
     pub name: String,

@@ -1,7 +1,8 @@
 //! The closed set of operators.
 
+use serde::{Deserialize, Serialize};
 /// Attributes of a 2-D convolution (NCHW input, OIHW weight).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvAttrs {
     /// Stride along height and width.
     pub strides: [usize; 2],
@@ -20,7 +21,7 @@ impl Default for ConvAttrs {
 }
 
 /// Attributes of a 2-D max or average pooling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolAttrs {
     /// Window height and width.
     pub kernel: [usize; 2],
@@ -51,7 +52,7 @@ impl PoolAttrs {
 /// reject the rest, naming them.
 ///
 /// Inputs, in order, follow ONNX unless noted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// `Y = alpha * A' B' + beta * C`; inputs A, B and optionally C (broadcast to Y).
     Gemm {

@@ -1,9 +1,9 @@
 //! Dense tensors holding weights and constants.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Element type of a stored tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DType {
     /// 32-bit IEEE float.
     F32,
@@ -22,7 +22,7 @@ impl DType {
 }
 
 /// The elements of a tensor, row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TensorData {
     /// 32-bit floats.
     F32(Vec<f32>),
@@ -31,7 +31,7 @@ pub enum TensorData {
 }
 
 /// A dense tensor: a shape and row-major data.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tensor {
     /// Dimensions, outermost first.
     pub shape: Vec<usize>,

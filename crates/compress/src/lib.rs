@@ -1,0 +1,1 @@
+//! deepshrink-compress (in progress)

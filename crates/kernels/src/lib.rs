@@ -1,0 +1,51 @@
+//! Compute kernels on compressed weights.
+//!
+//! Every fast kernel here has a plain scalar twin in [`reference`], and a property test compares
+//! the two by normalised error. The crate knows nothing of graphs or files: kernels take slices.
+//!
+//! Design choices:
+//! - **Validate once, run unchecked.** A [`SparseWeights`] checks its CSR structure (monotone row
+//!   offsets, column indices in range, codebook codes in range) when it is built; its kernels then
+//!   index without bounds checks in the inner loops and only check the O(1) buffer lengths per
+//!   call. The free functions ([`csr_matmul_f32`], ...) validate on every call and are meant for
+//!   one-off use and tests; a runtime builds [`SparseWeights`] once at load time.
+//! - **x · Wᵀ at batch 1 is a sparse GEMV**: one dot product per row over its non-zeros, four
+//!   independent accumulators so the gathers overlap. At larger batches `x` is transposed to
+//!   `[cols, batch]` and the product becomes a sparse × dense product ([`SparseWeights::spmm`]),
+//!   where each non-zero does one contiguous, vectorised axpy of length `batch`.
+//! - **Codebook values** (Han et al. 2016's weight sharing) are looked up in the inner loop:
+//!   `w = centroids[code]`. Codes are stored as `u8` when every code fits (≤ 8-bit codebooks,
+//!   the common case), halving the bytes streamed per non-zero compared with `u16`.
+//! - **Threads**: rows are split across rayon workers only when a call has more than
+//!   [`PAR_MIN_WORK`] multiply-adds; batch-1 fully-connected layers of LeNet size stay on one
+//!   thread, where a fork/join would cost more than the product.
+//! - No compile-time `target-cpu`: loops are written so the portable (SSE2) build vectorises them.
+//!
+//! ```
+//! use deepshrink_kernels::{Csr, SparseWeights, Values};
+//! // W = [[1, 0, 2], [0, 3, 0]]
+//! let csr = Csr::new(2, 3, vec![0, 2, 3], vec![0, 2, 1]).unwrap();
+//! let w = SparseWeights::new(csr, Values::F32(vec![1.0, 2.0, 3.0])).unwrap();
+//! let mut y = vec![0.0; 2];
+//! w.matmul(&[1.0, 1.0, 1.0], 1, &mut y).unwrap(); // y = x · Wᵀ
+//! assert_eq!(y, vec![3.0, 3.0]);
+//! ```
+#![deny(missing_docs)]
+
+mod csr;
+mod dense;
+mod error;
+mod free;
+pub mod reference;
+mod sparse;
+
+pub use csr::{Csr, SparseWeights, Values};
+pub use dense::dense_gemv;
+pub use error::KernelError;
+pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};
+
+/// Multiply-adds per call above which a kernel splits its rows across rayon workers.
+///
+/// Measured on a 2-core machine (bench/kernels.md): a fork/join costs roughly 5–20 µs, so below
+/// about 200k multiply-adds (≈ 50 µs of work) one thread is faster.
+pub const PAR_MIN_WORK: usize = 200_000;

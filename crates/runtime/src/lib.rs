@@ -1,0 +1,1 @@
+//! deepshrink-runtime (in progress)
