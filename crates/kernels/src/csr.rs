@@ -186,10 +186,9 @@ impl Values {
     fn permuted(&self, perm: &[usize]) -> Values {
         match self {
             Values::F32(v) => Values::F32(perm.iter().map(|&j| v[j]).collect()),
-            Values::Lut8 { centroids, codes } => Values::Lut8 {
-                centroids: centroids.clone(),
-                codes: perm.iter().map(|&j| codes[j]).collect(),
-            },
+            Values::Lut8 { centroids, codes } => {
+                Values::Lut8 { centroids: centroids.clone(), codes: perm.iter().map(|&j| codes[j]).collect() }
+            }
             Values::Lut16 { centroids, codes } => Values::Lut16 {
                 centroids: centroids.clone(),
                 codes: perm.iter().map(|&j| codes[j]).collect(),

@@ -24,9 +24,9 @@ pub fn dense_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32])
     }
     if rows * cols >= PAR_MIN_WORK && rayon::current_num_threads() > 1 {
         let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
-        y.par_chunks_mut(chunk)
-            .zip(w.par_chunks(chunk * cols))
-            .for_each(|(ys, ws)| ys.iter_mut().zip(ws.chunks_exact(cols)).for_each(|(o, wr)| *o = dot(wr, x)));
+        y.par_chunks_mut(chunk).zip(w.par_chunks(chunk * cols)).for_each(|(ys, ws)| {
+            ys.iter_mut().zip(ws.chunks_exact(cols)).for_each(|(o, wr)| *o = dot(wr, x))
+        });
     } else {
         y.iter_mut().zip(w.chunks_exact(cols)).for_each(|(o, wr)| *o = dot(wr, x));
     }

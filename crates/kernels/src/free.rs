@@ -127,7 +127,8 @@ mod tests {
         let nnz = ci.len();
         let vals = vector(nnz, seed ^ 2);
         let centroids = vector(ncent, seed ^ 3);
-        let codes: Vec<u16> = vector(nnz, seed ^ 4).iter().map(|u| ((u + 1.0) / 2.0 * ncent as f32) as u16).collect();
+        let codes: Vec<u16> =
+            vector(nnz, seed ^ 4).iter().map(|u| ((u + 1.0) / 2.0 * ncent as f32) as u16).collect();
         let codes: Vec<u16> = codes.iter().map(|&c| c.min(ncent as u16 - 1)).collect();
         let x = vector(batch * cols, seed ^ 5);
         let lut = |j: usize| centroids[codes[j] as usize];
@@ -203,7 +204,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        let ok = |rp: &[u32], ci: &[u32]| csr_matmul_f32(2, 3, rp, ci, &[1.0; 2], &[0.0; 3], 1, &mut [0.0; 2]);
+        let ok =
+            |rp: &[u32], ci: &[u32]| csr_matmul_f32(2, 3, rp, ci, &[1.0; 2], &[0.0; 3], 1, &mut [0.0; 2]);
         assert!(ok(&[0, 1, 2], &[0, 2]).is_ok());
         assert!(matches!(ok(&[0, 1], &[0, 2]), Err(KernelError::Csr(_))), "too few offsets");
         assert!(matches!(ok(&[0, 2, 1], &[0, 2]), Err(KernelError::Csr(_))), "decreasing");
