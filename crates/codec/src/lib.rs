@@ -5,6 +5,10 @@
 //! canonical Huffman streams) and the container that holds them.
 #![deny(missing_docs)]
 
+pub mod bits;
+mod error;
+pub mod huffman;
 mod matrix;
 
+pub use error::CodecError;
 pub use matrix::{SparseMatrix, SparseValues};
