@@ -1,1 +1,27 @@
-//! deepshrink-compress (in progress)
+//! Compression passes and recipes.
+//!
+//! A *pass* is one method from the survey, in one file, with a config struct (serde, `Default`,
+//! unknown keys rejected). Passes act on a [`State`]: the model being compressed plus the
+//! *constraints* attached to its weights (a pruning mask, a codebook assignment). Fine-tuning
+//! runs the engine's training loop with a hook that enforces every constraint after each step,
+//! so pruned weights stay exactly zero and shared weights stay on their centroids.
+//! A [`Recipe`] (TOML) is a list of passes, parsed into a closed, tagged enum.
+//!
+//! Deep Compression (Han, Mao and Dally, ICLR 2016) is `prune` → `share` → `huffman`:
+//! see `recipes/deep-compression.toml`.
+#![deny(missing_docs)]
+
+mod constraint;
+mod error;
+pub mod kmeans;
+mod pipeline;
+pub mod prune;
+mod recipe;
+pub mod share;
+mod target;
+
+pub use constraint::{Constraint, ConstraintHook};
+pub use error::CompressError;
+pub use pipeline::{run, Context, LayerRow, Report, StageReport, State};
+pub use recipe::{HuffmanConfig, PassConfig, Recipe};
+pub use target::{compressible_weights, LayerKind};

@@ -22,7 +22,8 @@ pub fn infer_op(op: &Op, inputs: &[(&[usize], &[f32])]) -> Result<(Vec<usize>, V
                 data.len()
             )));
         }
-        g.inputs.push(ValueInfo { name: name.clone(), shape: shape.iter().map(|&d| Dim::Fixed(d)).collect() });
+        g.inputs
+            .push(ValueInfo { name: name.clone(), shape: shape.iter().map(|&d| Dim::Fixed(d)).collect() });
     }
     let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     let out = g.push("op", op.clone(), &refs);

@@ -166,6 +166,11 @@ impl Model {
         g
     }
 
+    /// Shape of a weight, by name.
+    pub fn weight_shape(&self, name: &str) -> Option<&[usize]> {
+        self.params.iter().find(|p| p.name == name).map(|p| &p.value.shape[..])
+    }
+
     /// Names of the trainable weights.
     pub fn trainable_names(&self) -> Vec<&str> {
         self.params.iter().filter(|p| p.trainable).map(|p| p.name.as_str()).collect()

@@ -1,0 +1,308 @@
+//! Running a recipe: passes in order, fine-tuning under constraints, accuracy after every stage.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use deepshrink_codec::{SparseMatrix, SparseValues};
+use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
+use deepshrink_graph::Graph;
+use serde::Serialize;
+
+use crate::constraint::Constraint;
+use crate::prune::{global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope};
+use crate::share::{cluster, ShareConfig};
+use crate::{
+    compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
+};
+
+/// The model under compression and the constraints on its weights.
+pub struct State {
+    /// The model, with constrained weights already applied.
+    pub model: Model,
+    /// Masks and codebooks by weight name.
+    pub hook: ConstraintHook,
+    /// Set by the huffman pass.
+    pub huffman: Option<HuffmanConfig>,
+    /// Index bits per shared weight.
+    pub bits: BTreeMap<String, u8>,
+    /// The compressible weights and their kinds, in node order.
+    pub layers: Vec<(String, LayerKind)>,
+}
+
+/// Data and settings shared by all passes.
+pub struct Context<'a> {
+    /// Training samples for retraining and fine-tuning.
+    pub train: Data<'a>,
+    /// Test samples, measured after every stage.
+    pub test: Data<'a>,
+    /// Batch size of retraining.
+    pub batch_size: usize,
+    /// Seed of retraining.
+    pub seed: u64,
+    /// Called after every training batch with the stage name.
+    pub progress: &'a mut dyn FnMut(&str, &Progress),
+}
+
+/// Accuracy and cost after one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// Stage name, e.g. `prune 2/3`.
+    pub stage: String,
+    /// Test top-1 accuracy in [0, 1].
+    pub test_top1: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Kept (non-zero) compressible weights.
+    pub kept: usize,
+    /// Wall time of the stage in seconds.
+    pub seconds: f64,
+}
+
+/// One compressible layer after the whole recipe.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    /// Weight name.
+    pub name: String,
+    /// Layer kind.
+    pub kind: LayerKind,
+    /// Weights in the layer.
+    pub weights: usize,
+    /// Weights kept after pruning.
+    pub kept: usize,
+    /// Index bits of weight sharing, if shared.
+    pub bits: Option<u8>,
+}
+
+/// What a recipe did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Stages in order, the first being the uncompressed baseline.
+    pub stages: Vec<StageReport>,
+    /// Per-layer result.
+    pub layers: Vec<LayerRow>,
+    /// Recipe entries that matched nothing in this model.
+    pub warnings: Vec<String>,
+}
+
+impl State {
+    /// A state for `graph` with no constraints yet.
+    pub fn new(graph: Graph) -> Result<State, CompressError> {
+        let layers = compressible_weights(&graph);
+        if layers.is_empty() {
+            return Err(CompressError::NothingToCompress(format!(
+                "model '{}' has no Gemm, MatMul or Conv weights to compress",
+                graph.name
+            )));
+        }
+        Ok(State {
+            model: Model::new(graph)?,
+            hook: ConstraintHook::default(),
+            huffman: None,
+            bits: BTreeMap::new(),
+            layers,
+        })
+    }
+
+    fn kept(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(n, _)| {
+                let size = self.size_of(n);
+                self.hook.constraints.get(n).map_or(size, |c| c.kept_count(size))
+            })
+            .sum()
+    }
+
+    fn size_of(&self, name: &str) -> usize {
+        self.model.weight_shape(name).map_or(0, |s| s.iter().product())
+    }
+
+    /// The compressed weights as sparse matrices (codebook values where shared) and the graph
+    /// holding every other weight dense: the two halves of a `.dsk` model.
+    pub fn to_sparse(&self) -> (Graph, BTreeMap<String, SparseMatrix>) {
+        let mut graph = self.model.to_graph();
+        let mut sparse = BTreeMap::new();
+        for (name, _) in &self.layers {
+            let Some(t) = graph.weights.remove(name) else { continue };
+            let data = t.as_f32().expect("compressible weights are f32");
+            let c = self.hook.constraints.get(name).cloned().unwrap_or_default();
+            let mut m = SparseMatrix::from_dense(&t.shape, data);
+            if let Some(mask) = &c.mask {
+                // Keep exactly the masked-in entries (a kept weight may be exactly zero).
+                let cols = m.cols();
+                let (mut row_ptr, mut col_idx, mut vals) = (vec![0u32], Vec::new(), Vec::new());
+                for r in 0..m.rows() {
+                    for col in 0..cols {
+                        if mask[r * cols + col] {
+                            col_idx.push(col as u32);
+                            vals.push(data[r * cols + col]);
+                        }
+                    }
+                    row_ptr.push(col_idx.len() as u32);
+                }
+                m = SparseMatrix {
+                    shape: t.shape.clone(),
+                    row_ptr,
+                    col_idx,
+                    values: SparseValues::F32(vals),
+                };
+            }
+            if let Some(cb) = &c.codebook {
+                let cols = m.cols();
+                let mut codes = Vec::with_capacity(m.nnz());
+                for r in 0..m.rows() {
+                    for j in m.row_ptr[r] as usize..m.row_ptr[r + 1] as usize {
+                        codes.push(cb.assign[r * cols + m.col_idx[j] as usize]);
+                    }
+                }
+                m.values = SparseValues::Codebook { centroids: cb.centroids.clone(), codes };
+            }
+            sparse.insert(name.clone(), m);
+        }
+        (graph, sparse)
+    }
+}
+
+fn measure(
+    state: &State,
+    ctx: &Context,
+    stage: String,
+    start: Instant,
+) -> Result<StageReport, CompressError> {
+    let m = evaluate(&state.model, ctx.test, 500, &mut |_| {})?;
+    Ok(StageReport {
+        stage,
+        test_top1: m.top1,
+        test_loss: m.loss,
+        kept: state.kept(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Fine-tunes under the current constraints for `epochs` epochs with Adam at `lr`, cosine-decayed.
+fn finetune(
+    state: &mut State,
+    ctx: &mut Context,
+    stage: &str,
+    epochs: usize,
+    lr: f32,
+) -> Result<(), CompressError> {
+    state.hook.enforce(&mut state.model.params_mut());
+    if epochs == 0 {
+        return Ok(());
+    }
+    let cfg = TrainConfig {
+        epochs,
+        batch_size: ctx.batch_size,
+        optimizer: Optimizer::adam(lr),
+        schedule: Schedule::Cosine { min_factor: 0.0 },
+        seed: ctx.seed,
+    };
+    let mut trainer = Trainer::new(&state.model, &cfg)?;
+    for _ in 0..epochs {
+        let progress = &mut *ctx.progress;
+        trainer.epoch(&mut state.model, ctx.train, &mut state.hook, &mut |p| progress(stage, p))?;
+    }
+    Ok(())
+}
+
+fn prune(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &PruneConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let cycles = cfg.cycles();
+    for t in 1..=cycles {
+        let start = Instant::now();
+        let frac = cfg.progress(t);
+        let params = state.model.params_mut();
+        let global = match (cfg.scope, cfg.sparsity) {
+            (Scope::Global, Some(s)) => {
+                let ws: Vec<&[f32]> = state.layers.iter().filter_map(|(n, _)| params.value(n)).collect();
+                Some(global_threshold(&ws, s * frac))
+            }
+            _ => None,
+        };
+        for (name, _) in &state.layers {
+            let w = params.value(name).expect("layer weight exists").to_vec();
+            let c = state.hook.constraints.entry(name.clone()).or_default();
+            let prev = c.mask.as_deref();
+            let mask = if let Some(th) = global {
+                w.iter().enumerate().map(|(i, v)| v.abs() > th && prev.is_none_or(|p| p[i])).collect()
+            } else if let Some(q) = cfg.quality {
+                quality_mask(&w, prev, q * frac)
+            } else {
+                let s = cfg.layers.get(name).copied().or(cfg.sparsity).unwrap_or(0.0);
+                magnitude_mask(&w, prev, (s * frac * w.len() as f32).round() as usize)
+            };
+            c.mask = Some(mask);
+        }
+        let stage = if cycles > 1 { format!("prune {t}/{cycles}") } else { "prune".to_string() };
+        finetune(state, ctx, &stage, cfg.retrain_epochs, cfg.lr)?;
+        out.push(measure(state, ctx, stage, start)?);
+    }
+    Ok(())
+}
+
+fn share(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &ShareConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    let mut params = state.model.params_mut();
+    for (name, kind) in &state.layers {
+        let bits = cfg.bits(name, *kind);
+        let w = params.value(name).expect("layer weight exists").to_vec();
+        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
+        c.codebook = Some(cluster(&w, c.mask.as_deref(), bits, cfg.init, ctx.seed, cfg.max_iter));
+        state.bits.insert(name.clone(), bits);
+    }
+    state.hook.enforce(&mut params);
+    out.push(measure(state, ctx, "share (before fine-tuning)".into(), start)?);
+    let start = Instant::now();
+    finetune(state, ctx, "share fine-tuning", cfg.finetune_epochs, cfg.lr)?;
+    out.push(measure(state, ctx, "share".into(), start)?);
+    Ok(())
+}
+
+/// Runs `recipe` on `graph`: returns the final state (model and constraints) and the report.
+pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, Report), CompressError> {
+    let mut state = State::new(graph)?;
+    let mut warnings = Vec::new();
+    for p in &recipe.passes {
+        let names: Vec<&String> = match p {
+            PassConfig::Prune(c) => c.layers.keys().collect(),
+            PassConfig::Share(c) => c.layers.keys().collect(),
+            PassConfig::Huffman(_) => Vec::new(),
+        };
+        for n in names {
+            if !state.layers.iter().any(|(l, _)| l == n) {
+                warnings.push(format!(
+                    "{}: layer '{n}' is not a compressible weight of this model; ignored",
+                    p.name()
+                ));
+            }
+        }
+    }
+    let mut stages = vec![measure(&state, ctx, "baseline".into(), Instant::now())?];
+    for p in &recipe.passes {
+        match p {
+            PassConfig::Prune(c) => prune(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
+        }
+    }
+    let layers = state
+        .layers
+        .iter()
+        .map(|(name, kind)| {
+            let weights = state.size_of(name);
+            let kept = state.hook.constraints.get(name).map_or(weights, |c| c.kept_count(weights));
+            LayerRow { name: name.clone(), kind: *kind, weights, kept, bits: state.bits.get(name).copied() }
+        })
+        .collect();
+    Ok((state, Report { stages, layers, warnings }))
+}

@@ -1,0 +1,114 @@
+//! Recipes: a TOML list of passes, parsed into typed configurations with unknown keys rejected.
+
+use serde::{Deserialize, Serialize};
+
+use crate::prune::PruneConfig;
+use crate::share::ShareConfig;
+use crate::CompressError;
+
+/// Entropy coding of the stored streams (Deep Compression's third stage).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HuffmanConfig {
+    /// Bits of a relative index (gap) for fully-connected weights (paper: 5).
+    pub index_bits_fc: u8,
+    /// Bits of a relative index for convolution weights (paper: 8).
+    pub index_bits_conv: u8,
+}
+
+impl Default for HuffmanConfig {
+    fn default() -> Self {
+        HuffmanConfig { index_bits_fc: 5, index_bits_conv: 8 }
+    }
+}
+
+/// One pass of a recipe. The set is closed: a recipe naming another pass is rejected.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PassConfig {
+    /// Magnitude pruning with retraining.
+    Prune(PruneConfig),
+    /// Weight sharing with centroid fine-tuning.
+    Share(ShareConfig),
+    /// Huffman coding of indices and codes in the container.
+    Huffman(HuffmanConfig),
+}
+
+impl PassConfig {
+    /// The pass name as written in recipes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PassConfig::Prune(_) => "prune",
+            PassConfig::Share(_) => "share",
+            PassConfig::Huffman(_) => "huffman",
+        }
+    }
+}
+
+/// A compression pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Passes, in order.
+    #[serde(rename = "pass")]
+    pub passes: Vec<PassConfig>,
+}
+
+impl Recipe {
+    /// Parses and validates a recipe.
+    pub fn parse(text: &str) -> Result<Recipe, CompressError> {
+        let r: Recipe = toml::from_str(text).map_err(|e| CompressError::Recipe(e.message().to_string()))?;
+        if r.passes.is_empty() {
+            return Err(CompressError::Recipe("no [[pass]] entries".into()));
+        }
+        for p in &r.passes {
+            match p {
+                PassConfig::Prune(c) => c.validate()?,
+                PassConfig::Share(c) => c.validate()?,
+                PassConfig::Huffman(c) => {
+                    for b in [c.index_bits_fc, c.index_bits_conv] {
+                        if !(1..=16).contains(&b) {
+                            return Err(CompressError::Config {
+                                pass: "huffman",
+                                detail: format!("index bits {b} must be in 1..=16"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_shipped_recipe() {
+        let text = include_str!("../../../recipes/deep-compression.toml");
+        let r = Recipe::parse(text).unwrap();
+        let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["prune", "share", "huffman"]);
+    }
+
+    #[test]
+    fn rejects_unknown_passes_keys_and_ranges() {
+        let cases = [
+            ("[[pass]]\nkind = \"magic\"\n", "magic"),
+            ("[[pass]]\nkind = \"prune\"\nsparsty = 0.5\n", "sparsty"),
+            ("[[pass]]\nkind = \"prune\"\nsparsity = 1.0\n", "[0, 1)"),
+            ("[[pass]]\nkind = \"share\"\nbits_fc = 0\n", "1..=16"),
+            ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),
+            ("description = \"x\"\n", "pass"),
+        ];
+        for (text, needle) in cases {
+            let err = Recipe::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

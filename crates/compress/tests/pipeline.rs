@@ -1,0 +1,108 @@
+//! The prune → share pipeline on a small learnable task: constraints hold exactly, accuracy
+//! survives, and the sparse export matches the model.
+
+use deepshrink_codec::SparseValues;
+use deepshrink_compress::{run, Context, PassConfig, Recipe};
+use deepshrink_engine::{evaluate, zoo, Data};
+
+/// Class k of 4 lights up quadrant k of a 28x28 image, with deterministic noise.
+fn quadrants(n: usize, seed: u32) -> (Vec<f32>, Vec<u32>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut s = seed;
+    for i in 0..n {
+        let k = i % 4;
+        y.push(k as u32);
+        for r in 0..28 {
+            for c in 0..28 {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let q = (r >= 14) as usize * 2 + (c >= 14) as usize;
+                let noise = (s >> 16) as f32 / 65536.0;
+                x.push(if q == k { 1.0 + noise } else { noise - 0.5 });
+            }
+        }
+    }
+    (x, y)
+}
+
+const RECIPE: &str = r#"
+[[pass]]
+kind = "prune"
+sparsity = 0.9
+layers = { "fc3.weight" = 0.5 }
+schedule = "iterative"
+steps = 2
+retrain_epochs = 1
+lr = 1e-3
+
+[[pass]]
+kind = "share"
+bits_fc = 3
+finetune_epochs = 1
+lr = 1e-3
+
+[[pass]]
+kind = "huffman"
+"#;
+
+#[test]
+fn prune_then_share_keeps_constraints_and_accuracy() {
+    let (xt, yt) = quadrants(600, 1);
+    let (xs, ys) = quadrants(200, 2);
+    let train = Data { x: &xt, y: &yt };
+    let test = Data { x: &xs, y: &ys };
+    // Train the baseline first.
+    let mut model = deepshrink_engine::Model::new(zoo::build("lenet-300-100", 3).unwrap()).unwrap();
+    let cfg = deepshrink_engine::TrainConfig { epochs: 2, batch_size: 32, ..Default::default() };
+    deepshrink_engine::train(&mut model, train, &cfg, &mut deepshrink_engine::NoHook, &mut |_| {}).unwrap();
+    let base = evaluate(&model, test, 100, &mut |_| {}).unwrap().top1;
+    assert!(base > 0.95, "baseline {base}");
+
+    let recipe = Recipe::parse(RECIPE).unwrap();
+    assert!(matches!(recipe.passes[0], PassConfig::Prune(_)));
+    let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+    let (state, report) = run(&recipe, model.to_graph(), &mut ctx).unwrap();
+
+    // Stages: baseline, prune 1/2, prune 2/2, share before and after fine-tuning.
+    let names: Vec<&str> = report.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names, ["baseline", "prune 1/2", "prune 2/2", "share (before fine-tuning)", "share"]);
+    assert!(report.stages.last().unwrap().test_top1 > 0.95, "{:?}", report.stages);
+    assert!(report.warnings.is_empty());
+
+    // Exact sparsity per layer, as configured.
+    for row in &report.layers {
+        let want = if row.name == "fc3.weight" { 0.5 } else { 0.9 };
+        let dropped = ((want * row.weights as f32).round()) as usize;
+        assert_eq!(row.kept, row.weights - dropped, "{}", row.name);
+        assert_eq!(row.bits, Some(3));
+    }
+
+    // The weights themselves: zeros where pruned, at most 2^3 distinct values where kept, and
+    // the sparse export stores exactly those.
+    let (graph, sparse) = state.to_sparse();
+    let trained = state.model.to_graph();
+    for row in &report.layers {
+        let w = trained.weights[&row.name].as_f32().unwrap();
+        let m = &sparse[&row.name];
+        assert_eq!(m.nnz(), row.kept);
+        let mut distinct: Vec<f32> = (0..m.nnz()).map(|j| m.value(j)).collect();
+        distinct.sort_by(f32::total_cmp);
+        distinct.dedup();
+        assert!(distinct.len() <= 8, "{}: {} values", row.name, distinct.len());
+        assert!(matches!(m.values, SparseValues::Codebook { .. }));
+        assert_eq!(m.to_dense().as_f32().unwrap(), w, "{}", row.name);
+        assert!(!graph.weights.contains_key(&row.name));
+    }
+    assert!(graph.weights.contains_key("fc1.bias"));
+}
+
+#[test]
+fn model_without_compressible_layers_is_an_error() {
+    let mut g = deepshrink_graph::Graph::new("relu-only", "x", &[4]);
+    let y = g.push("r", deepshrink_graph::Op::Relu, &["x"]);
+    g.outputs.push(deepshrink_graph::ValueInfo::batched(&y, &[4]));
+    let (x, labels) = (vec![0.0; 8], vec![0u32, 1]);
+    let data = Data { x: &x, y: &labels };
+    let mut ctx = Context { train: data, test: data, batch_size: 2, seed: 0, progress: &mut |_, _| {} };
+    let err = run(&Recipe::parse(RECIPE).unwrap(), g, &mut ctx).err().unwrap().to_string();
+    assert!(err.contains("no Gemm, MatMul or Conv"), "{err}");
+}
