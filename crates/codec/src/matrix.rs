@@ -2,6 +2,8 @@
 
 use deepshrink_graph::Tensor;
 
+use crate::CodecError;
+
 /// The values of the non-zero entries of a [`SparseMatrix`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum SparseValues {
@@ -76,6 +78,68 @@ impl SparseMatrix {
             row_ptr.push(col_idx.len() as u32);
         }
         SparseMatrix { shape: shape.to_vec(), row_ptr, col_idx, values: SparseValues::F32(vals) }
+    }
+
+    /// Checks that the matrix is consistent with its shape: `rows + 1` non-decreasing row
+    /// pointers from 0 to `nnz`, strictly increasing columns below `cols` in every row, one value
+    /// per entry, at most 65536 centroids and every code below their count. Writers call this
+    /// before encoding; the error names `tensor`.
+    pub fn check(&self, tensor: &str) -> Result<(), CodecError> {
+        let err = |detail: String| CodecError::Matrix {
+            tensor: tensor.to_string(),
+            shape: self.shape.clone(),
+            detail,
+        };
+        let numel = deepshrink_graph::shape::checked_numel(&self.shape)
+            .ok_or_else(|| err("element count overflows".into()))?;
+        let (rows, cols) = (self.rows(), self.cols());
+        if cols > u32::MAX as usize || self.nnz() > u32::MAX as usize || self.nnz() > numel {
+            return Err(err(format!("{} entries, {cols} columns: beyond u32 indices or numel", self.nnz())));
+        }
+        if self.row_ptr.len() != rows + 1 {
+            return Err(err(format!("{} row pointers for {rows} rows", self.row_ptr.len())));
+        }
+        if self.row_ptr[0] != 0 || self.row_ptr[rows] as usize != self.nnz() {
+            return Err(err(format!(
+                "row pointers run {}..{}, expected 0..{}",
+                self.row_ptr[0],
+                self.row_ptr[rows],
+                self.nnz()
+            )));
+        }
+        for r in 0..rows {
+            let (a, b) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
+            if a > b {
+                return Err(err(format!("row pointers decrease at row {r}")));
+            }
+            let row = &self.col_idx[a..b];
+            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= cols) {
+                return Err(err(format!("row {r}: columns not strictly increasing below {cols}")));
+            }
+        }
+        match &self.values {
+            SparseValues::F32(v) if v.len() != self.nnz() => {
+                Err(err(format!("{} values for {} entries", v.len(), self.nnz())))
+            }
+            SparseValues::Codebook { codes, .. } if codes.len() != self.nnz() => {
+                Err(err(format!("{} codes for {} entries", codes.len(), self.nnz())))
+            }
+            SparseValues::Codebook { centroids, .. } if centroids.len() > 1 << 16 => {
+                Err(err(format!("{} centroids, at most 65536", centroids.len())))
+            }
+            SparseValues::Codebook { centroids, codes } => {
+                match codes.iter().position(|&c| c as usize >= centroids.len()) {
+                    Some(j) => Err(CodecError::CodeOutOfRange {
+                        tensor: tensor.to_string(),
+                        entry: j,
+                        code: codes[j] as u32,
+                        k: centroids.len(),
+                    }),
+                    None => Ok(()),
+                }
+            }
+            SparseValues::F32(_) => Ok(()),
+        }
     }
 
     /// The dense tensor (zeros where nothing is stored).
