@@ -1,0 +1,177 @@
+//! Batch-1 latency of dense f32 GEMV against sparse (CSR) GEMV with float and codebook values,
+//! on the fully-connected layer shapes of LeNet-300-100 and LeNet-5 (Han et al. 2015/2016).
+//!
+//! ```text
+//! cargo run --release -p deepshrink-kernels --example spmv_bench [-- --samples 301]
+//! ```
+//!
+//! Every sample times a loop of calls long enough (≥ 20 µs) for the clock to resolve it; the
+//! variants are sampled round-robin so machine noise hits them alike, and medians are reported.
+//! Weights stay in cache between calls (the steady state of a serving loop). Results and their
+//! reading are in bench/kernels.md.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use deepshrink_kernels::{dense_gemv, Csr, SparseWeights, Values};
+
+const SHAPES: &[(&str, usize, usize)] = &[
+    ("lenet-300-100 fc1", 300, 784),
+    ("lenet-300-100 fc2", 100, 300),
+    ("lenet-300-100 fc3", 10, 100),
+    ("lenet-5 fc1", 500, 800),
+];
+const DENSITIES: &[f32] = &[0.04, 0.08, 0.10];
+/// Codebook size: 5-bit shared weights, as Han et al. 2016 use for fully-connected layers.
+const CENTROIDS: usize = 32;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Median of per-call times (ns) for each closure, sampled round-robin.
+fn measure(samples: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let reps: Vec<usize> = fs
+        .iter_mut()
+        .map(|f| {
+            let t = Instant::now();
+            let mut n = 0;
+            while t.elapsed().as_micros() < 20 || n < 3 {
+                f();
+                n += 1;
+            }
+            n
+        })
+        .collect();
+    let mut times = vec![Vec::with_capacity(samples); fs.len()];
+    for _ in 0..samples {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..reps[i] {
+                f();
+            }
+            times[i].push(t.elapsed().as_nanos() as f64 / reps[i] as f64);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(|a, b| a.total_cmp(b));
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+fn gemm_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32]) {
+    // SAFETY: W is rows x cols row-major, x is cols x 1 and y rows x 1, all fully in bounds.
+    unsafe {
+        gemm::gemm(
+            rows,
+            1,
+            cols,
+            y.as_mut_ptr(),
+            1,
+            1,
+            false,
+            w.as_ptr(),
+            1,
+            cols as isize,
+            x.as_ptr(),
+            1,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let samples = args
+        .iter()
+        .position(|a| a == "--samples")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(301);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
+    println!("samples per variant: {samples}; rayon threads: {}", rayon::current_num_threads());
+    println!();
+    println!("| layer | rows x cols | density | dense 1T µs | dense 2T µs | gemm crate µs | sparse f32 µs | sparse LUT µs | dense/f32 | dense/LUT |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rng = Rng(42);
+    for &(name, rows, cols) in SHAPES {
+        for &density in DENSITIES {
+            let mut w = vec![0.0f32; rows * cols];
+            let (mut rp, mut ci, mut vals, mut codes) = (vec![0u32], Vec::new(), Vec::new(), Vec::new());
+            let centroids: Vec<f32> = (0..CENTROIDS).map(|i| i as f32 / CENTROIDS as f32 - 0.5).collect();
+            for r in 0..rows {
+                for c in 0..cols {
+                    if rng.next() < density {
+                        let code = (rng.next() * CENTROIDS as f32) as u16 % CENTROIDS as u16;
+                        w[r * cols + c] = centroids[code as usize];
+                        ci.push(c as u32);
+                        vals.push(centroids[code as usize]);
+                        codes.push(code);
+                    }
+                }
+                rp.push(ci.len() as u32);
+            }
+            let csr = Csr::new(rows, cols, rp, ci).expect("valid CSR");
+            let sf = SparseWeights::new(csr.clone(), Values::F32(vals)).expect("valid");
+            let sl = SparseWeights::new(csr, Values::lut(centroids, &codes)).expect("valid");
+            let x: Vec<f32> = (0..cols).map(|_| rng.next()).collect();
+            let mut y = vec![0.0f32; rows];
+            let (mut y1, mut y2) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+            sf.matmul(&x, 1, &mut y1).expect("fits");
+            sl.matmul(&x, 1, &mut y2).expect("fits");
+            dense_gemv(rows, cols, &w, &x, &mut y).expect("fits");
+            assert!(y
+                .iter()
+                .zip(&y1)
+                .zip(&y2)
+                .all(|((a, b), c)| (a - b).abs() < 1e-3 && (a - c).abs() < 1e-3));
+
+            let dense2 = measure(
+                samples,
+                &mut [&mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), &mut y).unwrap()],
+            )[0];
+            let (mut ya, mut yb, mut yc) = (y.clone(), y.clone(), y.clone());
+            let t = one.install(|| {
+                measure(
+                    samples,
+                    &mut [
+                        &mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), &mut y).unwrap(),
+                        &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), &mut ya),
+                        &mut || sf.matmul(black_box(&x), 1, &mut yb).unwrap(),
+                        &mut || sl.matmul(black_box(&x), 1, &mut yc).unwrap(),
+                    ],
+                )
+            });
+            let dense = t[0].min(dense2).min(t[1]);
+            println!(
+                "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x | {:.1}x |",
+                density * 100.0,
+                t[0] / 1e3,
+                dense2 / 1e3,
+                t[1] / 1e3,
+                t[2] / 1e3,
+                t[3] / 1e3,
+                dense / t[2],
+                dense / t[3],
+            );
+        }
+    }
+    println!();
+    println!("dense/… ratios divide the fastest dense variant (ours 1 or 2 threads, gemm crate) by the sparse time.");
+}

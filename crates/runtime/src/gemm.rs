@@ -1,0 +1,116 @@
+//! Gemm on a sparse weight, and the batch-1 dense GEMV fast path of the dense baseline.
+
+use std::borrow::Cow;
+
+use deepshrink_kernels::{dense_gemv, KernelError, SparseWeights};
+
+/// A Gemm whose B operand is compressed. `w` is `B'` transposed, i.e. `[N, K]` (the weight as
+/// stored when the node has `trans_b`, transposed once at load time otherwise), so the product
+/// is always `A' · wᵀ`.
+pub(crate) struct SparseGemm {
+    pub w: SparseWeights,
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+}
+
+/// Outcome of a Gemm operand check: the error detail names the shapes.
+pub(crate) type Checked<T> = Result<T, String>;
+
+/// `(m, k)` of `A'` for a 2-D `a`.
+pub(crate) fn a_dims(a: &[usize], trans_a: bool) -> Checked<(usize, usize)> {
+    match (a, trans_a) {
+        ([m, k], false) | ([k, m], true) => Ok((*m, *k)),
+        _ => Err(format!("A {a:?} is not 2-D")),
+    }
+}
+
+impl SparseGemm {
+    /// Runs the node on `a` and the optional `c`.
+    pub fn run(
+        &self,
+        a: (&[usize], &[f32]),
+        c: Option<(&[usize], &[f32])>,
+    ) -> Checked<(Vec<usize>, Vec<f32>)> {
+        let (m, k) = a_dims(a.0, self.trans_a)?;
+        let (n, wk) = (self.w.csr().rows(), self.w.csr().cols());
+        if k != wk {
+            return Err(format!(
+                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
+                a.0, self.trans_a
+            ));
+        }
+        let x: Cow<[f32]> = if self.trans_a { Cow::Owned(transpose(a.1, k, m)) } else { Cow::Borrowed(a.1) };
+        let mut y = vec![0.0f32; m * n];
+        self.w.matmul(&x, m, &mut y).map_err(kernel)?;
+        finish(&mut y, m, n, self.alpha, self.beta, c)?;
+        Ok((vec![m, n], y))
+    }
+}
+
+/// The dense baseline's batch-1 Gemm (`x [1, K] · Wᵀ`, `W [N, K]`) on the dense GEMV kernel,
+/// reading the weight in place.
+pub(crate) fn dense_row(
+    a: &[f32],
+    w: (&[usize], &[f32]),
+    alpha: f32,
+    beta: f32,
+    c: Option<(&[usize], &[f32])>,
+) -> Checked<(Vec<usize>, Vec<f32>)> {
+    let (n, k) = (w.0[0], w.0[1]);
+    let mut y = vec![0.0f32; n];
+    dense_gemv(n, k, w.1, a, &mut y).map_err(kernel)?;
+    finish(&mut y, 1, n, alpha, beta, c)?;
+    Ok((vec![1, n], y))
+}
+
+fn kernel(e: KernelError) -> String {
+    e.to_string()
+}
+
+/// `y = alpha * y + beta * C`, with `C` broadcast to `[m, n]`.
+fn finish(
+    y: &mut [f32],
+    m: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+    c: Option<(&[usize], &[f32])>,
+) -> Checked<()> {
+    if alpha != 1.0 {
+        y.iter_mut().for_each(|v| *v *= alpha);
+    }
+    let Some((cs, cd)) = c else { return Ok(()) };
+    let (cm, cn) = match cs {
+        [] => (1, 1),
+        [a] => (1, *a),
+        [a, b] => (*a, *b),
+        _ => return Err(format!("C {cs:?} does not broadcast to [{m}, {n}]")),
+    };
+    if (cm != 1 && cm != m) || (cn != 1 && cn != n) || cd.len() != cm * cn {
+        return Err(format!("C {cs:?} does not broadcast to [{m}, {n}]"));
+    }
+    if beta == 0.0 {
+        return Ok(());
+    }
+    for (i, row) in y.chunks_exact_mut(n.max(1)).enumerate().take(m) {
+        let crow = &cd[if cm == 1 { 0 } else { i * cn }..][..cn];
+        if cn == 1 {
+            row.iter_mut().for_each(|v| *v += beta * crow[0]);
+        } else {
+            row.iter_mut().zip(crow).for_each(|(v, c)| *v += beta * c);
+        }
+    }
+    Ok(())
+}
+
+/// Transpose of row-major `a` (`r x c`).
+fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; a.len()];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = a[i * c + j];
+        }
+    }
+    out
+}
