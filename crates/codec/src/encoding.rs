@@ -240,7 +240,7 @@ pub(crate) fn read_tensor<'a>(
             if r.take(pad, "alignment padding")?.iter().any(|&b| b != 0) {
                 return Err(CodecError::range(name, "alignment padding", "non-zero padding byte"));
             }
-            let len = numel.checked_mul(align).unwrap_or(usize::MAX);
+            let len = numel.saturating_mul(align);
             let data = r.take(len, "dense data")?;
             s.value_bytes = data.len();
             let data = if align == 4 {
