@@ -199,3 +199,14 @@ proptest! {
         check_round_trip(&model_of("w", m));
     }
 }
+
+#[test]
+#[ignore = "prints the LeNet-300-100 size report"]
+fn print_lenet_report() {
+    let model = lenet_300_100(1, 0.08, Some(5));
+    let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
+    println!("{} bytes, header+graph {}", bytes.len(), report.header_and_graph_bytes);
+    for t in &report.tensors {
+        println!("{t:?}");
+    }
+}
