@@ -26,10 +26,16 @@ impl Rng {
 }
 
 /// A random `[rows, cols]` matrix keeping each entry with probability `density`.
-pub fn random_sparse(rng: &mut Rng, shape: &[usize], density: f64, codebook_bits: Option<u32>) -> SparseMatrix {
+pub fn random_sparse(
+    rng: &mut Rng,
+    shape: &[usize],
+    density: f64,
+    codebook_bits: Option<u32>,
+) -> SparseMatrix {
     let n: usize = shape.iter().product();
-    let dense: Vec<f32> =
-        (0..n).map(|_| if rng.unit() < density { (rng.unit() as f32 - 0.5) * 0.2 + 1e-3 } else { 0.0 }).collect();
+    let dense: Vec<f32> = (0..n)
+        .map(|_| if rng.unit() < density { (rng.unit() as f32 - 0.5) * 0.2 + 1e-3 } else { 0.0 })
+        .collect();
     let mut m = SparseMatrix::from_dense(shape, &dense);
     if let Some(bits) = codebook_bits {
         let k = 1usize << bits;

@@ -90,11 +90,11 @@ fn lenet_300_100_at_8_percent_with_5_bit_codebooks_is_small() {
 fn edge_cases_round_trip() {
     let mut rng = Rng(3);
     let cases = vec![
-        SparseMatrix::from_dense(&[4, 5], &[0.0; 20]),                  // all zero
-        SparseMatrix::from_dense(&[3, 4], &[1.5; 12]),                  // fully dense
-        SparseMatrix::from_dense(&[0, 7], &[]),                         // no rows
-        SparseMatrix::from_dense(&[3, 0], &[]),                         // no columns
-        SparseMatrix::from_dense(&[], &[2.0]),                          // scalar
+        SparseMatrix::from_dense(&[4, 5], &[0.0; 20]), // all zero
+        SparseMatrix::from_dense(&[3, 4], &[1.5; 12]), // fully dense
+        SparseMatrix::from_dense(&[0, 7], &[]),        // no rows
+        SparseMatrix::from_dense(&[3, 0], &[]),        // no columns
+        SparseMatrix::from_dense(&[], &[2.0]),         // scalar
         SparseMatrix::from_dense(&[1, 1000], &{
             let mut v = vec![0.0; 1000];
             v[999] = -1.0; // one gap far beyond 2^b
@@ -162,7 +162,8 @@ fn writer_rejects_inconsistent_matrices_naming_the_tensor() {
         let err = to_bytes(&model_of("fc9.weight", m), &PackOptions::default()).unwrap_err();
         assert!(err.to_string().contains("fc9.weight"), "{err}");
     }
-    let err = to_bytes(&model_of("w", good), &PackOptions { index_bits: Some(17), huffman: true }).unwrap_err();
+    let err =
+        to_bytes(&model_of("w", good), &PackOptions { index_bits: Some(17), huffman: true }).unwrap_err();
     assert!(err.to_string().contains("index bits"), "{err}");
 }
 

@@ -13,7 +13,11 @@ use deepshrink_codec::{code_width, to_bytes, DskModel, PackOptions, SparseMatrix
 use deepshrink_graph::{Graph, Tensor};
 
 fn header(name: &str, shape: &[usize]) -> usize {
-    vlen(name.len() as u64) + name.len() + 1 + vlen(shape.len() as u64) + shape.iter().map(|&d| vlen(d as u64)).sum::<usize>()
+    vlen(name.len() as u64)
+        + name.len()
+        + 1
+        + vlen(shape.len() as u64)
+        + shape.iter().map(|&d| vlen(d as u64)).sum::<usize>()
 }
 
 /// `stream = ceil(n * w / 8)` fixed, or `table + data` Huffman.
@@ -68,10 +72,17 @@ fn sparse_sections_match_their_formula() {
                 for huffman in [false, true] {
                     for b in [1u8, 3, 5, 8, 16] {
                         let name = format!("layer{i}.weight");
-                        let model = DskModel { graph: Graph::default(), sparse: BTreeMap::from([(name.clone(), m.clone())]) };
-                        let (bytes, report) = to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
+                        let model = DskModel {
+                            graph: Graph::default(),
+                            sparse: BTreeMap::from([(name.clone(), m.clone())]),
+                        };
+                        let (bytes, report) =
+                            to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
                         let expected = sparse_section(&name, &m, b as u32, huffman);
-                        assert_eq!(report.tensors[0].total_bytes, expected, "{shape:?} {density} {bits:?} {huffman} b={b}");
+                        assert_eq!(
+                            report.tensors[0].total_bytes, expected,
+                            "{shape:?} {density} {bits:?} {huffman} b={b}"
+                        );
                         assert_eq!(bytes.len(), report.header_and_graph_bytes + expected);
                     }
                 }
