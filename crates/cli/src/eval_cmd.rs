@@ -8,7 +8,7 @@ use deepshrink_engine::{Data, Model};
 use deepshrink_io::idx::{self, Split};
 use serde::Serialize;
 
-use crate::{data, exit};
+use crate::{data, dsk, exit};
 
 /// Which part of the data set to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,7 +22,7 @@ pub enum Part {
 /// Arguments of `deepshrink eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model file (.onnx) or zoo name (untrained).
+    /// Model file (.onnx, or .dsk run in its compressed form) or zoo name (untrained).
     pub model: String,
     /// Directory of IDX files laid out like MNIST.
     #[arg(long, default_value = "data/mnist")]
@@ -45,16 +45,32 @@ struct Report {
 
 /// Runs `eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let graph = data::model_graph(&args.model, 0)?;
-    let model = Model::new(graph).with_context(|| format!("model '{}'", args.model))?;
     let split = match args.split {
         Part::Test => Split::Test,
         Part::Train => Split::Train,
     };
-    let set = idx::load_dir(&args.data, split, Default::default())?;
-    data::check_fits(&model, &set, &args.data)?;
     let name = if args.split == Part::Test { "test" } else { "train" };
-    let accuracy = data::evaluate(&model, Data { x: &set.images, y: &set.labels }, name)?;
+    let accuracy = if dsk::is_dsk(&args.model) {
+        let m = dsk::load(std::path::Path::new(&args.model))?;
+        let softmax = dsk::ends_in_softmax(&m.graph);
+        let sample = m.graph.inputs.first().map(|i| i.sample_shape()).unwrap_or_default();
+        let rt = deepshrink_runtime::Runtime::new(m.graph, m.sparse).with_context(|| args.model.clone())?;
+        let set = idx::load_dir(&args.data, split, Default::default())?;
+        anyhow::ensure!(
+            sample.iter().product::<usize>() == set.sample_len(),
+            "{}: samples of shape {:?} do not fit the model input of shape {:?}",
+            args.data.display(),
+            set.sample_shape,
+            sample
+        );
+        dsk::evaluate(&rt, softmax, &set, name)?
+    } else {
+        let graph = data::model_graph(&args.model, 0)?;
+        let model = Model::new(graph).with_context(|| format!("model '{}'", args.model))?;
+        let set = idx::load_dir(&args.data, split, Default::default())?;
+        data::check_fits(&model, &set, &args.data)?;
+        data::evaluate(&model, Data { x: &set.images, y: &set.labels }, name)?
+    };
     let report = Report { model: args.model.clone(), split: name, accuracy };
     let text = if args.json {
         serde_json::to_string(&report)?

@@ -8,9 +8,14 @@
 //! This is the only crate that uses `anyhow`; the libraries return typed errors that already name
 //! the file, node and shapes involved.
 
+mod bench;
+mod compress;
 mod data;
+mod demo;
+mod dsk;
 mod eval_cmd;
 mod exit;
+mod export;
 mod inspect;
 mod progress;
 mod train;
@@ -34,8 +39,16 @@ enum Command {
     Inspect(inspect::Args),
     /// Train a zoo network or an ONNX model on an IDX data set (MNIST by default).
     Train(train::Args),
-    /// Loss, top-1 and top-5 accuracy of a model on an IDX data set.
+    /// Loss, top-1 and top-5 accuracy of a model (.onnx or .dsk) on an IDX data set.
     Eval(eval_cmd::Args),
+    /// Run a compression recipe on a trained model and write a .dsk container with a report.
+    Compress(compress::Args),
+    /// Decode a .dsk container to a dense ONNX model.
+    Export(export::Args),
+    /// Per-layer and total latency, dense f32 and compressed side by side (medians).
+    Bench(bench::Args),
+    /// Deep Compression end to end on the embedded MNIST: train, prune, share, Huffman, measure.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +59,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Compress(args) => compress::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     exit::finish(result)
 }

@@ -111,6 +111,35 @@ struct Report {
 }
 
 impl Args {
+    /// Defaults for a quick run (used by `demo`), quiet between epochs.
+    pub fn for_demo(
+        model: &str,
+        data: &std::path::Path,
+        epochs: usize,
+        seed: u64,
+        out: &std::path::Path,
+    ) -> Args {
+        Args {
+            model: model.into(),
+            data: data.to_path_buf(),
+            epochs,
+            batch_size: 128,
+            optimizer: Opt::Adam,
+            lr: None,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            schedule: Sched::Cosine,
+            step_every: 5,
+            gamma: 0.1,
+            seed,
+            limit: None,
+            no_epoch_eval: true,
+            out: Some(out.to_path_buf()),
+            json: false,
+        }
+    }
+
     fn config(&self) -> anyhow::Result<TrainConfig> {
         anyhow::ensure!(self.epochs >= 1, "--epochs must be at least 1");
         anyhow::ensure!(self.batch_size >= 1, "--batch-size must be at least 1");

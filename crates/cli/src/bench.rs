@@ -1,0 +1,128 @@
+//! `deepshrink bench`: per-layer and total latency of a model, dense f32 and compressed side by
+//! side, as medians of many runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use deepshrink_runtime::{median_latency, NodeTiming, Runtime};
+use serde::Serialize;
+
+use crate::{dsk, exit};
+
+/// Arguments of `deepshrink bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model: .dsk (compressed and its decoded dense twin are both timed) or .onnx (dense).
+    pub model: PathBuf,
+    /// Samples per run.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    node: String,
+    op: String,
+    kind: String,
+    dense_us: f64,
+    compressed_us: Option<f64>,
+    speedup: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Out {
+    model: String,
+    batch: usize,
+    runs: usize,
+    dense_total_us: f64,
+    compressed_total_us: Option<f64>,
+    speedup: Option<f64>,
+    nodes: Vec<Row>,
+}
+
+fn us(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Runs `bench`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let name = args.model.display().to_string();
+    let (dense, compressed) = if dsk::is_dsk(&name) {
+        let m = dsk::load(&args.model)?;
+        let dense = Runtime::dense(m.to_dense_graph()).with_context(|| name.clone())?;
+        (dense, Some(Runtime::new(m.graph, m.sparse).with_context(|| name.clone())?))
+    } else {
+        (Runtime::dense(deepshrink_io::load_model(&args.model)?).with_context(|| name.clone())?, None)
+    };
+    let per: usize = dense.sample_shape().iter().product();
+    // A fixed, non-trivial input: results do not depend on it, only the timing does.
+    let x: Vec<f32> = (0..per * args.batch).map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5).collect();
+    let (dt, dn) = median_latency(&dense, &x, args.batch, args.runs)?;
+    let c = match &compressed {
+        Some(rt) => Some(median_latency(rt, &x, args.batch, args.runs)?),
+        None => None,
+    };
+    let kinds: Vec<(String, String, &str)> = compressed.as_ref().unwrap_or(&dense).node_kinds();
+    let find = |t: &[NodeTiming], node: &str| t.iter().find(|n| n.node == node).map(|n| us(n.time));
+    let nodes = kinds
+        .iter()
+        .map(|(node, op, kind)| {
+            let d = find(&dn, node).unwrap_or(0.0);
+            let cu = c.as_ref().and_then(|(_, t)| find(t, node));
+            Row {
+                node: node.clone(),
+                op: op.clone(),
+                kind: kind.to_string(),
+                dense_us: d,
+                compressed_us: cu,
+                speedup: cu.map(|cu| d / cu.max(1e-9)),
+            }
+        })
+        .collect();
+    let out = Out {
+        model: name,
+        batch: args.batch,
+        runs: args.runs,
+        dense_total_us: us(dt),
+        compressed_total_us: c.as_ref().map(|(t, _)| us(*t)),
+        speedup: c.as_ref().map(|(t, _)| us(dt) / us(*t).max(1e-9)),
+        nodes,
+    };
+    let text = if args.json { format!("{}\n", serde_json::to_string(&out)?) } else { table(&out) };
+    exit::print(&text)?;
+    Ok(())
+}
+
+fn table(o: &Out) -> String {
+    let mut s = format!(
+        "{} at batch {}, median of {} runs (microseconds)\n\n| node | op | runs as | dense f32 | compressed | speed-up |\n|---|---|---|---:|---:|---:|\n",
+        o.model, o.batch, o.runs
+    );
+    let opt = |v: Option<f64>, suffix: &str| v.map_or("-".to_string(), |v| format!("{v:.1}{suffix}"));
+    for r in &o.nodes {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {} | {} |\n",
+            r.node,
+            r.op,
+            r.kind,
+            r.dense_us,
+            opt(r.compressed_us, ""),
+            opt(r.speedup, "x")
+        ));
+    }
+    s.push_str(&format!(
+        "| total | | | {:.1} | {} | {} |\n",
+        o.dense_total_us,
+        opt(o.compressed_total_us, ""),
+        opt(o.speedup, "x")
+    ));
+    s
+}

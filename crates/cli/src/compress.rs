@@ -1,0 +1,278 @@
+//! `deepshrink compress`: run a recipe on a trained model and write a `.dsk` container, with a
+//! report in the layout of Deep Compression's Tables 2–3.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use deepshrink_codec::{DskModel, PackOptions, SizeReport, SparseMatrix, SparseValues};
+use deepshrink_compress::{Context, Recipe, Report};
+use deepshrink_engine::Data;
+use deepshrink_eval::Accuracy;
+use deepshrink_io::idx::{self, Split};
+use serde::Serialize;
+
+use crate::{dsk, exit, progress};
+
+/// Arguments of `deepshrink compress`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The trained model (.onnx).
+    pub model: PathBuf,
+    /// The recipe (TOML), e.g. recipes/deep-compression.toml.
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Directory of IDX files laid out like MNIST (for retraining and measuring).
+    #[arg(long, default_value = "data/mnist")]
+    pub data: PathBuf,
+    /// Where to write the compressed model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Batch size of retraining.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Seed of retraining.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Stream statistics of one tensor, for the Huffman columns.
+#[derive(Serialize)]
+struct StreamRow {
+    symbols: usize,
+    entropy_bits: f64,
+    avg_code_bits: f64,
+}
+
+#[derive(Serialize)]
+struct LayerOut {
+    name: String,
+    kind: deepshrink_compress::LayerKind,
+    weights: usize,
+    kept: usize,
+    kept_percent: f64,
+    bits: Option<u8>,
+    dense_bytes: usize,
+    bytes_pruned: usize,
+    bytes_pruned_quantized: usize,
+    bytes_final: usize,
+    ratio: f64,
+    index_stream: Option<StreamRow>,
+    code_stream: Option<StreamRow>,
+}
+
+#[derive(Serialize)]
+struct Out {
+    model: String,
+    recipe: String,
+    baseline_file_bytes: u64,
+    dsk_file_bytes: usize,
+    file_ratio: f64,
+    dsk_accuracy: Accuracy,
+    stages: Vec<deepshrink_compress::StageReport>,
+    layers: Vec<LayerOut>,
+    warnings: Vec<String>,
+    pack_seconds: f64,
+}
+
+/// The same model with every codebook expanded to float values: the "pruned only" storage.
+fn as_pruned_only(sparse: &BTreeMap<String, SparseMatrix>) -> BTreeMap<String, SparseMatrix> {
+    sparse
+        .iter()
+        .map(|(k, m)| {
+            let vals = (0..m.nnz()).map(|j| m.value(j)).collect();
+            (k.clone(), SparseMatrix { values: SparseValues::F32(vals), ..m.clone() })
+        })
+        .collect()
+}
+
+fn sizes(r: &SizeReport) -> BTreeMap<&str, &deepshrink_codec::TensorSize> {
+    r.tensors.iter().map(|t| (t.name.as_str(), t)).collect()
+}
+
+fn stream(s: &Option<deepshrink_codec::StreamStats>) -> Option<StreamRow> {
+    s.as_ref().map(|s| StreamRow {
+        symbols: s.symbols,
+        entropy_bits: s.entropy_bits,
+        avg_code_bits: s.avg_code_bits,
+    })
+}
+
+/// Runs `compress`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.recipe).with_context(|| args.recipe.display().to_string())?;
+    run_recipe(&args, &text)
+}
+
+/// Runs `compress` with the recipe given as text (`args.recipe` names it in messages).
+pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
+    let recipe = Recipe::parse(text).with_context(|| args.recipe.display().to_string())?;
+    anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let baseline_file_bytes =
+        std::fs::metadata(&args.model).with_context(|| args.model.display().to_string())?.len();
+    let graph = deepshrink_io::load_model(&args.model)?;
+    let train = idx::load_dir(&args.data, Split::Train, Default::default())?;
+    let test = idx::load_dir(&args.data, Split::Test, Default::default())?;
+    let model_name = args.model.display().to_string();
+
+    let bar = progress::bar(train.len().div_ceil(args.batch_size) as u64, "compress");
+    let mut on_progress = |stage: &str, p: &deepshrink_engine::Progress| {
+        bar.set_message(format!("{stage} (epoch {})", p.epoch));
+        bar.set_position(p.step as u64);
+    };
+    let mut ctx = Context {
+        train: Data { x: &train.images, y: &train.labels },
+        test: Data { x: &test.images, y: &test.labels },
+        batch_size: args.batch_size,
+        seed: args.seed,
+        progress: &mut on_progress,
+    };
+    let (state, report) =
+        deepshrink_compress::run(&recipe, graph, &mut ctx).with_context(|| model_name.clone())?;
+    bar.finish_and_clear();
+
+    let start = Instant::now();
+    let (graph, sparse) = state.to_sparse();
+    let huffman = state.huffman.clone();
+    // The container takes one index width for all tensors, or `None` for Han et al.'s 5 bits
+    // (fully connected) and 8 bits (convolution).
+    let index_bits = huffman
+        .as_ref()
+        .and_then(|h| (h.index_bits_fc, h.index_bits_conv).ne(&(5, 8)).then_some(h.index_bits_fc));
+    let opts = |huff: bool| PackOptions { index_bits, huffman: huff };
+    let model = DskModel { graph, sparse };
+    let pruned_only = DskModel { graph: model.graph.clone(), sparse: as_pruned_only(&model.sparse) };
+    let (_, size_p) = deepshrink_codec::to_bytes(&pruned_only, &opts(false))?;
+    let (_, size_pq) = deepshrink_codec::to_bytes(&model, &opts(false))?;
+    let (bytes, size_final) = deepshrink_codec::to_bytes(&model, &opts(huffman.is_some()))?;
+    let pack_seconds = start.elapsed().as_secs_f64();
+
+    // Measure the container exactly as written: decode the bytes and run the compressed form.
+    let decoded = deepshrink_codec::from_bytes(&bytes)?;
+    let softmax = dsk::ends_in_softmax(&decoded.graph);
+    let rt = deepshrink_runtime::Runtime::new(decoded.graph, decoded.sparse)?;
+    let dsk_accuracy = dsk::evaluate(&rt, softmax, &test, "measure .dsk")?;
+
+    deepshrink_io::write_atomic(&args.out, &bytes)?;
+    let out = build_report(
+        args,
+        &recipe,
+        report,
+        baseline_file_bytes,
+        &bytes,
+        dsk_accuracy,
+        [&size_p, &size_pq, &size_final],
+        pack_seconds,
+    );
+    if let Some(path) = &args.report {
+        deepshrink_io::write_atomic(path, format!("{}\n", serde_json::to_string_pretty(&out)?).as_bytes())?;
+    }
+    exit::print(&markdown(&out, &args.out))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    args: &Args,
+    recipe: &Recipe,
+    report: Report,
+    baseline_file_bytes: u64,
+    bytes: &[u8],
+    dsk_accuracy: Accuracy,
+    [p, pq, fin]: [&SizeReport; 3],
+    pack_seconds: f64,
+) -> Out {
+    let (p, pq, fin) = (sizes(p), sizes(pq), sizes(fin));
+    let layers = report
+        .layers
+        .iter()
+        .map(|l| {
+            let f = fin.get(l.name.as_str());
+            let total = |m: &BTreeMap<&str, &deepshrink_codec::TensorSize>| {
+                m.get(l.name.as_str()).map_or(0, |t| t.total_bytes)
+            };
+            let bytes_final = total(&fin);
+            LayerOut {
+                name: l.name.clone(),
+                kind: l.kind,
+                weights: l.weights,
+                kept: l.kept,
+                kept_percent: 100.0 * l.kept as f64 / l.weights.max(1) as f64,
+                bits: l.bits,
+                dense_bytes: 4 * l.weights,
+                bytes_pruned: total(&p),
+                bytes_pruned_quantized: total(&pq),
+                bytes_final,
+                ratio: (4 * l.weights) as f64 / bytes_final.max(1) as f64,
+                index_stream: f.and_then(|t| stream(&t.index_stream)),
+                code_stream: f.and_then(|t| stream(&t.code_stream)),
+            }
+        })
+        .collect();
+    Out {
+        model: args.model.display().to_string(),
+        recipe: recipe.description.clone(),
+        baseline_file_bytes,
+        dsk_file_bytes: bytes.len(),
+        file_ratio: baseline_file_bytes as f64 / bytes.len().max(1) as f64,
+        dsk_accuracy,
+        stages: report.stages,
+        layers,
+        warnings: report.warnings,
+        pack_seconds,
+    }
+}
+
+fn markdown(o: &Out, out_path: &Path) -> String {
+    let mut s = String::new();
+    s.push_str("| stage | test top-1 | kept weights | seconds |\n|---|---:|---:|---:|\n");
+    for st in &o.stages {
+        s.push_str(&format!(
+            "| {} | {:.2}% | {} | {:.1} |\n",
+            st.stage,
+            st.test_top1 * 100.0,
+            st.kept,
+            st.seconds
+        ));
+    }
+    s.push_str(&format!("| .dsk (runtime, compressed form) | {:.2}% | | |\n\n", o.dsk_accuracy.top1 * 100.0));
+    s.push_str("| layer | weights | kept | bits | dense | pruned | + quantized | + Huffman | ratio | index bits/sym (entropy) | code bits/sym (entropy) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let st = |x: &Option<StreamRow>| {
+        x.as_ref().map_or("-".to_string(), |x| format!("{:.3} ({:.3})", x.avg_code_bits, x.entropy_bits))
+    };
+    for l in &o.layers {
+        s.push_str(&format!(
+            "| {} | {} | {:.1}% | {} | {} | {} | {} | {} | {:.1}x | {} | {} |\n",
+            l.name,
+            l.weights,
+            l.kept_percent,
+            l.bits.map_or("32".into(), |b| b.to_string()),
+            l.dense_bytes,
+            l.bytes_pruned,
+            l.bytes_pruned_quantized,
+            l.bytes_final,
+            l.ratio,
+            st(&l.index_stream),
+            st(&l.code_stream)
+        ));
+    }
+    s.push_str(&format!(
+        "\n{}: {} bytes, {} -> {} bytes ({:.1}x smaller file), test top-1 {:.2}% -> {:.2}%\n",
+        out_path.display(),
+        o.dsk_file_bytes,
+        o.baseline_file_bytes,
+        o.dsk_file_bytes,
+        o.file_ratio,
+        o.stages[0].test_top1 * 100.0,
+        o.dsk_accuracy.top1 * 100.0
+    ));
+    for w in &o.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    s
+}
