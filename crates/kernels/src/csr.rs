@@ -115,6 +115,10 @@ macro_rules! dispatch {
     };
 }
 
+/// Largest fraction of non-zero inputs for which the column-skipping GEMV beats the row GEMV
+/// (measured: bench/kernels.md).
+pub const COLUMN_PATH_MAX_DENSITY: f32 = 0.5;
+
 /// The values of the non-zeros of a [`SparseWeights`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
@@ -203,6 +207,8 @@ impl Values {
 pub struct SparseWeights {
     csr: Csr,
     values: Values,
+    /// `Wᵀ`, built by [`SparseWeights::with_column_index`] for the activation-sparse GEMV.
+    by_col: Option<Box<SparseWeights>>,
 }
 
 impl SparseWeights {
@@ -210,7 +216,7 @@ impl SparseWeights {
     pub fn new(csr: Csr, values: Values) -> Result<SparseWeights, KernelError> {
         expect_len("values", values.len(), csr.nnz())?;
         values.check_codes()?;
-        Ok(SparseWeights { csr, values })
+        Ok(SparseWeights { csr, values, by_col: None })
     }
 
     /// The structure.
@@ -234,7 +240,15 @@ impl SparseWeights {
     /// `Wᵀ`, with the values permuted to follow their entries.
     pub fn transpose(&self) -> SparseWeights {
         let (csr, perm) = self.csr.transpose();
-        SparseWeights { csr, values: self.values.permuted(&perm) }
+        SparseWeights { csr, values: self.values.permuted(&perm), by_col: None }
+    }
+
+    /// Also keeps `W` column by column (doubling the memory of the weight), so that batch-1
+    /// products whose `x` is mostly zeros (at most [`COLUMN_PATH_MAX_DENSITY`] non-zero) skip
+    /// the columns those zeros multiply (Han et al. 2016's EIE).
+    pub fn with_column_index(mut self) -> SparseWeights {
+        self.by_col = Some(Box::new(self.transpose()));
+        self
     }
 
     /// `y = x · Wᵀ` for `x` row-major `[batch, cols]` and `y` `[batch, rows]` (a Gemm with
@@ -244,6 +258,13 @@ impl SparseWeights {
         expect_len("x", x.len(), batch.checked_mul(cols).ok_or(overflow())?)?;
         expect_len("y", y.len(), batch.checked_mul(rows).ok_or(overflow())?)?;
         if batch == 1 {
+            if let Some(t) = &self.by_col {
+                let nonzero = x.iter().filter(|v| **v != 0.0).count();
+                if (nonzero as f32) <= COLUMN_PATH_MAX_DENSITY * cols as f32 {
+                    dispatch!(t, v => sparse::gemv_cols(&t.csr, v, x, y));
+                    return Ok(());
+                }
+            }
             dispatch!(self, v => sparse::gemv(&self.csr, v, x, y));
             return Ok(());
         }

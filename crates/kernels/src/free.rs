@@ -195,6 +195,38 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The column-skipping GEMV (inputs mostly zero) against the reference, for float and
+        /// codebook values.
+        #[test]
+        fn column_path_matches_reference(
+            rows in 1usize..40, cols in 1usize..90, density in 0.0f32..1.0, zeros in 0.0f32..1.0,
+            lut in any::<bool>(), seed in any::<u64>(),
+        ) {
+            let (rp, ci) = random_csr(rows, cols, density, seed);
+            let values = if lut {
+                let codes: Vec<u16> = (0..ci.len()).map(|j| (j * 5 % 17) as u16).collect();
+                Values::lut(vector(17, seed ^ 1), &codes)
+            } else {
+                Values::F32(vector(ci.len(), seed ^ 1))
+            };
+            let u = vector(cols, seed ^ 2);
+            let x: Vec<f32> = vector(cols, seed ^ 3)
+                .into_iter()
+                .zip(&u)
+                .map(|(v, u)| if (u + 1.0) / 2.0 < zeros { 0.0 } else { v })
+                .collect();
+            let w = SparseWeights::new(Csr::new(rows, cols, rp.clone(), ci.clone()).unwrap(), values.clone())
+                .unwrap()
+                .with_column_index();
+            let mut fast = vec![f32::NAN; rows];
+            w.matmul(&x, 1, &mut fast).unwrap();
+            let mut slow = vec![0.0; rows];
+            reference::csr_matmul(rows, cols, &rp, &ci, |j| values.get(j), &x, 1, &mut slow);
+            assert_close(&fast, &slow, &scale_matmul(rows, cols, &rp, &ci, |j| values.get(j), &x, 1))?;
+        }
+    }
+
     /// The multi-threaded path (above `PAR_MIN_WORK`) gives the same result as the reference.
     #[test]
     fn parallel_path_matches_reference() {

@@ -38,8 +38,10 @@ mod error;
 mod free;
 pub mod reference;
 mod sparse;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-pub use csr::{Csr, SparseWeights, Values};
+pub use csr::{Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY};
 pub use dense::dense_gemv;
 pub use error::KernelError;
 pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};

@@ -79,6 +79,20 @@ pub(crate) fn gemv<V: Vals + ?Sized>(csr: &Csr, v: &V, x: &[f32], y: &mut [f32])
     }
 }
 
+/// [`spmm_rows`] on the best instruction set the CPU has.
+///
+/// # Safety
+/// As [`spmm_rows`].
+#[inline(always)]
+unsafe fn spmm_any<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: &mut [f32], r0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86::available() {
+        // SAFETY: features checked just above.
+        return crate::x86::spmm_rows(csr, v, b, n, y, r0);
+    }
+    spmm_rows(csr, v, b, n, y, r0)
+}
+
 /// Rows `r0..r0 + y.len()` of the GEMV.
 ///
 /// # Safety
@@ -109,6 +123,30 @@ unsafe fn gemv_rows<V: Vals + ?Sized>(csr: &Csr, v: &V, x: &[f32], y: &mut [f32]
     }
 }
 
+/// `y = W x` from the column-major copy of `W` (`wt` = `Wᵀ` in CSR, `cols x rows`), skipping
+/// the columns whose `x` is zero: each non-zero `x[c]` scatters `x[c] * W[:, c]` into `y`. This
+/// is EIE's (Han et al. 2016) use of activation sparsity — MNIST pixels are ~80% zero and ReLU
+/// outputs about half. Requires `x.len() == wt.rows()` and `y.len() == wt.cols()`.
+pub(crate) fn gemv_cols<V: Vals + ?Sized>(wt: &Csr, v: &V, x: &[f32], y: &mut [f32]) {
+    debug_assert!(x.len() == wt.rows() && y.len() == wt.cols());
+    y.fill(0.0);
+    let (cp, ri) = (wt.row_ptr(), wt.col_idx());
+    for (c, &xc) in x.iter().enumerate() {
+        if xc == 0.0 {
+            continue;
+        }
+        // SAFETY: `wt` satisfies the CSR invariants, so `c + 1 < cp.len()`, every `j` is below
+        // its non-zero count (which `v` was checked against) and every row index is below
+        // `wt.cols() == y.len()`.
+        unsafe {
+            let (s, e) = (*cp.get_unchecked(c) as usize, *cp.get_unchecked(c + 1) as usize);
+            for j in s..e {
+                *y.get_unchecked_mut(*ri.get_unchecked(j) as usize) += v.at(j) * xc;
+            }
+        }
+    }
+}
+
 /// `Y = W × B` with `B` `[cols, n]` and `Y` `[rows, n]`, both row-major. Requires
 /// `b.len() == cols * n` and `y.len() == rows * n`.
 pub(crate) fn spmm<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: &mut [f32]) {
@@ -120,11 +158,11 @@ pub(crate) fn spmm<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: &
         let chunk = rows_per_task(csr.rows());
         y.par_chunks_mut(chunk * n).enumerate().for_each(|(t, ys)| {
             // SAFETY: the chunk's rows are inside the matrix; see `spmm_rows`.
-            unsafe { spmm_rows(csr, v, b, n, ys, t * chunk) }
+            unsafe { spmm_any(csr, v, b, n, ys, t * chunk) }
         });
     } else {
         // SAFETY: see `spmm_rows`.
-        unsafe { spmm_rows(csr, v, b, n, y, 0) }
+        unsafe { spmm_any(csr, v, b, n, y, 0) }
     }
 }
 
@@ -134,7 +172,14 @@ pub(crate) fn spmm<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: &
 /// `csr` satisfies its invariants, `v` was checked against `csr.nnz()`, `n > 0`,
 /// `b.len() == csr.cols() * n` and `r0 + y.len() / n <= csr.rows()`.
 #[inline(always)]
-unsafe fn spmm_rows<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: &mut [f32], r0: usize) {
+pub(crate) unsafe fn spmm_rows<V: Vals + ?Sized>(
+    csr: &Csr,
+    v: &V,
+    b: &[f32],
+    n: usize,
+    y: &mut [f32],
+    r0: usize,
+) {
     let (rp, ci) = (csr.row_ptr(), csr.col_idx());
     let brow = |j: usize| {
         let c = *ci.get_unchecked(j) as usize;
@@ -158,6 +203,77 @@ unsafe fn spmm_rows<V: Vals + ?Sized>(csr: &Csr, v: &V, b: &[f32], n: usize, y: 
             let w0 = v.at(j);
             for (o, p) in yr.iter_mut().zip(brow(j)) {
                 *o += w0 * p;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each instruction-set variant against the reference directly (the public API only reaches
+    //! the best one the test machine has).
+    use super::*;
+    use crate::reference::{self, tests_support::*};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_variant_matches_reference(
+            rows in 1usize..30, cols in 1usize..80, density in 0.0f32..1.0, n in 1usize..20, seed in any::<u64>(),
+        ) {
+            let u = vector(rows * cols, seed);
+            let (mut rp, mut ci) = (vec![0u32], Vec::new());
+            for r in 0..rows {
+                ci.extend((0..cols).filter(|c| (u[r * cols + c] + 1.0) / 2.0 < density).map(|c| c as u32));
+                rp.push(ci.len() as u32);
+            }
+            let csr = Csr::new(rows, cols, rp.clone(), ci.clone()).unwrap();
+            let vals = vector(ci.len(), seed ^ 1);
+            let centroids = vector(300, seed ^ 2);
+            let c8: Vec<u8> = ci.iter().map(|&c| (c % 251) as u8).collect();
+            let c16: Vec<u16> = ci.iter().map(|&c| (c * 7 % 300) as u16).collect();
+            let x = vector(cols * n, seed ^ 3);
+            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let sources: [(&dyn Fn(usize) -> f32, u8); 3] = [
+                (&|j| vals[j], 0),
+                (&|j| centroids[c8[j] as usize], 1),
+                (&|j| centroids[c16[j] as usize], 2),
+            ];
+            for (value, which) in sources {
+                let (mut want, mut scale) = (vec![0.0; rows], vec![0.0; rows]);
+                reference::csr_matmul(rows, cols, &rp, &ci, value, &x[..cols], 1, &mut want);
+                reference::csr_matmul(rows, cols, &rp, &ci, |j| value(j).abs(), &xa[..cols], 1, &mut scale);
+                let (mut wy, mut sy) = (vec![0.0; rows * n], vec![0.0; rows * n]);
+                reference::csr_spmm(rows, cols, &rp, &ci, value, &x, n, &mut wy);
+                reference::csr_spmm(rows, cols, &rp, &ci, |j| value(j).abs(), &xa, n, &mut sy);
+                let run = |gemv: &dyn Fn(&mut [f32]), spmm: &dyn Fn(&mut [f32])| -> Result<(), TestCaseError> {
+                    let mut y = vec![f32::NAN; rows];
+                    gemv(&mut y);
+                    assert_close(&y, &want, &scale)?;
+                    let mut y = vec![f32::NAN; rows * n];
+                    spmm(&mut y);
+                    assert_close(&y, &wy, &sy)
+                };
+                let lut8 = Lut { centroids: &centroids, codes: &c8 };
+                let lut16 = Lut { centroids: &centroids, codes: &c16 };
+                // SAFETY (all calls below): the CSR was checked, codes are below 300 and the
+                // buffers have the sizes the kernels require.
+                macro_rules! variants {
+                    ($v:expr) => {{
+                        run(&|y| unsafe { gemv_rows(&csr, $v, &x[..cols], y, 0) },
+                            &|y| unsafe { spmm_rows(&csr, $v, &x, n, y, 0) })?;
+                        #[cfg(target_arch = "x86_64")]
+                        if crate::x86::available() {
+                            run(&|y| unsafe { gemv_rows(&csr, $v, &x[..cols], y, 0) },
+                                &|y| unsafe { crate::x86::spmm_rows(&csr, $v, &x, n, y, 0) })?;
+                        }
+                    }};
+                }
+                match which {
+                    0 => variants!(&vals[..]),
+                    1 => variants!(&lut8),
+                    _ => variants!(&lut16),
+                }
             }
         }
     }

@@ -19,6 +19,9 @@
 //!   only checks the input length and the shapes each node sees, returning errors, never panicking.
 //! - A Gemm with `trans_b = false` stores B as `[K, N]`; its CSR is transposed once at load time.
 //! - Grouped convolutions on compressed weights are refused at load time.
+//! - Compressed Gemm weights are also indexed by column at load time, so a batch-1 call whose
+//!   input is mostly zeros (MNIST pixels, ReLU outputs) skips the columns those zeros multiply
+//!   (EIE, Han et al. 2016); see `deepshrink_kernels::SparseWeights::with_column_index`.
 //!
 //! ```
 //! use std::collections::BTreeMap;

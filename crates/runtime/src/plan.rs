@@ -223,7 +223,9 @@ fn sparse_exec(
                 return Err(refuse(format!("a Gemm weight must be 2-D, this one is {shape:?}")));
             }
             // The kernels compute x · Wᵀ with W = [N, K]; B is [N, K] only with trans_b.
-            let w = if *trans_b { w.clone() } else { w.transpose() };
+            // The column index lets batch-1 calls skip inputs that are zero (ReLU outputs, blank
+            // pixels); it costs a second copy of the weight in memory, not in the file.
+            let w = if *trans_b { w.clone() } else { w.transpose() }.with_column_index();
             Ok(Exec::SparseGemm(SparseGemm { w, alpha: *alpha, beta: *beta, trans_a: *trans_a }))
         }
         (Op::Conv(a), 1) => {
