@@ -189,3 +189,17 @@ fn random_mutations_never_panic() {
     // Some mutations (e.g. a flipped float bit) still give a valid file when checksums are off.
     assert!(accepted < 6000);
 }
+
+/// Writes seed files for the fuzzer: `DSK_SEED_DIR=fuzz/corpus/dsk_reader cargo test -p
+/// deepshrink-codec --test corruption -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz seeds"]
+fn write_fuzz_seeds() {
+    let dir = std::path::PathBuf::from(std::env::var("DSK_SEED_DIR").expect("DSK_SEED_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("small.dsk"), small_file()).unwrap();
+    let tiny = to_bytes(&lenet_300_100(3, 0.01, Some(2)), &PackOptions::default()).unwrap().0;
+    std::fs::write(dir.join("tiny_lenet.dsk"), tiny).unwrap();
+    let raw = to_bytes(&lenet_300_100(4, 0.005, None), &PackOptions { index_bits: Some(3), huffman: false });
+    std::fs::write(dir.join("raw.dsk"), raw.unwrap().0).unwrap();
+}
