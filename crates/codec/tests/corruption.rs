@@ -134,7 +134,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         }
         2 => {
             let i = rng.below(n as u64 + 1) as usize % (bytes.len() + 1);
-            bytes.insert(i, rng.next() as u8);
+            bytes.insert(i, rng.next_u64() as u8);
         }
         3 => {
             if !bytes.is_empty() {
