@@ -1,13 +1,11 @@
 //! The `.dsk` container: header, graph section, tensor sections (docs/FORMAT.md).
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-
 use deepshrink_graph::{Graph, GraphError};
+use std::collections::BTreeMap;
 
-use crate::bits::{crc32, put_varint, ByteReader};
+use crate::bits::{crc32, ByteReader};
 use crate::encoding::{begin_section, end_section, read_tensor, write_dense, write_sparse, Stored};
-use crate::{CodecError, SizeReport, SparseMatrix};
+use crate::{graph_section, CodecError, SizeReport, SparseMatrix};
 
 /// The first four bytes of every `.dsk` file.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'S', b'K'];
@@ -109,19 +107,8 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     out.extend_from_slice(&0u64.to_le_bytes());
 
     let g = &model.graph;
-    let skeleton = Graph {
-        name: g.name.clone(),
-        inputs: g.inputs.clone(),
-        outputs: g.outputs.clone(),
-        nodes: g.nodes.clone(),
-        weights: BTreeMap::new(),
-    };
-    let json = serde_json::to_vec(&skeleton).map_err(|e| CodecError::Graph(e.to_string()))?;
     let start = begin_section(&mut out);
-    put_varint(&mut out, (g.weights.len() + model.sparse.len()) as u64);
-    let mut z = flate2::write::DeflateEncoder::new(&mut out, flate2::Compression::best());
-    z.write_all(&json).and_then(|_| z.try_finish()).map_err(|e| CodecError::Graph(e.to_string()))?;
-    drop(z);
+    graph_section::write(&mut out, g, g.weights.len() + model.sparse.len())?;
     end_section(&mut out, start)?;
     let header_and_graph_bytes = out.len();
 
@@ -151,20 +138,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
     let mut offset = HEADER_LEN;
 
     let body = read_section(&mut r, "graph", opts)?;
-    let mut g = ByteReader::new(body, "graph");
-    let n_tensors = g.varint_max("tensor count", r.remaining() as u64 / 12)?;
-    let mut json = Vec::new();
-    flate2::read::DeflateDecoder::new(g.rest())
-        .take(opts.max_graph_bytes as u64 + 1)
-        .read_to_end(&mut json)
-        .map_err(|e| CodecError::Graph(format!("inflate: {e}")))?;
-    if json.len() > opts.max_graph_bytes {
-        return Err(CodecError::Graph(format!("graph JSON exceeds {} bytes", opts.max_graph_bytes)));
-    }
-    let mut graph: Graph = serde_json::from_slice(&json).map_err(|e| CodecError::Graph(e.to_string()))?;
-    if !graph.weights.is_empty() {
-        return Err(CodecError::Graph("weights inside the graph section".into()));
-    }
+    let (mut graph, n_tensors) = graph_section::read(body, r.remaining() / 12, opts.max_graph_bytes)?;
     offset += body.len() + 8;
     let header_and_graph_bytes = offset;
 

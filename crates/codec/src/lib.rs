@@ -16,6 +16,7 @@ pub mod bits;
 mod container;
 mod encoding;
 mod error;
+mod graph_section;
 pub mod huffman;
 mod matrix;
 mod report;
