@@ -46,6 +46,7 @@ struct StreamRow {
     symbols: usize,
     entropy_bits: f64,
     avg_code_bits: f64,
+    huffman: bool,
 }
 
 #[derive(Serialize)]
@@ -76,6 +77,12 @@ struct Out {
     stages: Vec<deepshrink_compress::StageReport>,
     layers: Vec<LayerOut>,
     warnings: Vec<String>,
+    /// Bits of all Huffman-coded streams together.
+    huffman_bits: f64,
+    /// Their empirical entropy in bits (symbols x entropy per symbol, summed over streams).
+    entropy_bits: f64,
+    /// `huffman_bits / entropy_bits`: how close the coding gets to the entropy bound.
+    huffman_over_entropy: f64,
     pack_seconds: f64,
 }
 
@@ -212,8 +219,15 @@ fn build_report(
                 code_stream: f.and_then(|t| stream(&t.code_stream)),
             }
         })
-        .collect();
+        .collect::<Vec<LayerOut>>();
+    let streams =
+        || layers.iter().flat_map(|l| [&l.index_stream, &l.code_stream]).flatten().filter(|s| s.huffman);
+    let huffman_bits: f64 = streams().map(|s| s.avg_code_bits * s.symbols as f64).sum();
+    let entropy_bits: f64 = streams().map(|s| s.entropy_bits * s.symbols as f64).sum();
     Out {
+        huffman_bits,
+        entropy_bits,
+        huffman_over_entropy: huffman_bits / entropy_bits.max(1e-9),
         model: args.model.display().to_string(),
         recipe: recipe.description.clone(),
         baseline_file_bytes,
@@ -271,6 +285,12 @@ fn markdown(o: &Out, out_path: &Path) -> String {
         o.stages[0].test_top1 * 100.0,
         o.dsk_accuracy.top1 * 100.0
     ));
+    if o.entropy_bits > 0.0 {
+        s.push_str(&format!(
+            "Huffman-coded streams: {:.0} bits for an entropy bound of {:.0} bits ({:.4}x)\n",
+            o.huffman_bits, o.entropy_bits, o.huffman_over_entropy
+        ));
+    }
     for w in &o.warnings {
         s.push_str(&format!("warning: {w}\n"));
     }
