@@ -106,6 +106,7 @@ fn stream(s: &Option<deepshrink_codec::StreamStats>) -> Option<StreamRow> {
         symbols: s.symbols,
         entropy_bits: s.entropy_bits,
         avg_code_bits: s.avg_code_bits,
+        huffman: s.huffman,
     })
 }
 
