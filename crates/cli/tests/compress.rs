@@ -1,0 +1,247 @@
+//! End-to-end tests of `compress`, `eval` on `.dsk`, `export` and `bench`, on a small learnable
+//! data set written by the test, and every bad-input case of the container and recipes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn deepshrink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepshrink")).args(args).output().expect("run deepshrink")
+}
+
+fn ok(o: &Output) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Exit code 2 and exactly one `deepshrink: error:` line on stderr, no panic.
+fn assert_error(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "stderr: {err}");
+    assert!(err.starts_with("deepshrink: error: ") && !err.contains("panicked"), "stderr: {err}");
+    err
+}
+
+/// Class k of 4 lights up quadrant k of a 28x28 image (raw IDX, both splits).
+fn write_quadrants(dir: &Path, n: usize) {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    let mut state = 7u32;
+    for i in 0..n {
+        let k = i % 4;
+        labels.push(k as u8);
+        for r in 0..28 {
+            for c in 0..28 {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let q = (r >= 14) as usize * 2 + (c >= 14) as usize;
+                pixels.push(if q == k { 200 + (state >> 27) as u8 } else { (state >> 26) as u8 });
+            }
+        }
+    }
+    let mut img = vec![0, 0, 8, 3];
+    for d in [n, 28, 28] {
+        img.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    img.extend_from_slice(&pixels);
+    let mut lab = vec![0, 0, 8, 1];
+    lab.extend_from_slice(&(n as u32).to_be_bytes());
+    lab.extend_from_slice(&labels);
+    for split in ["train", "t10k"] {
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), &img).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), &lab).unwrap();
+    }
+}
+
+const RECIPE: &str = r#"
+[[pass]]
+kind = "prune"
+sparsity = 0.9
+schedule = "one-shot"
+retrain_epochs = 1
+lr = 1e-3
+
+[[pass]]
+kind = "share"
+bits_fc = 4
+finetune_epochs = 1
+
+[[pass]]
+kind = "huffman"
+"#;
+
+/// A trained LeNet-300-100 on the quadrant task, compressed: (temp dir, data dir, model, dsk).
+fn compressed() -> (tempfile::TempDir, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 400);
+    let data = dir.path().to_str().unwrap().to_string();
+    let model = dir.path().join("m.onnx").to_str().unwrap().to_string();
+    ok(&deepshrink(&[
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        &data,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        &model,
+    ]));
+    let recipe = dir.path().join("r.toml");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    let dsk = dir.path().join("m.dsk").to_str().unwrap().to_string();
+    let report = dir.path().join("report.json");
+    let o = deepshrink(&[
+        "compress",
+        &model,
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--data",
+        &data,
+        "--out",
+        &dsk,
+        "--report",
+        report.to_str().unwrap(),
+        "--batch-size",
+        "32",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    (dir, data, model, dsk)
+}
+
+#[test]
+fn compress_eval_export_bench_agree() {
+    let (dir, data, model, dsk) = compressed();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    // The file really is smaller, and the report's byte count is the file's.
+    let dsk_bytes = std::fs::metadata(&dsk).unwrap().len();
+    assert_eq!(report["dsk_file_bytes"].as_u64(), Some(dsk_bytes));
+    assert!(report["file_ratio"].as_f64().unwrap() > 10.0, "{}", report["file_ratio"]);
+    // 90% of every layer pruned, 4-bit codebooks.
+    for l in report["layers"].as_array().unwrap() {
+        let (w, k) = (l["weights"].as_u64().unwrap(), l["kept"].as_u64().unwrap());
+        assert_eq!(k, w - (w as f64 * 0.9).round() as u64, "{l}");
+        assert_eq!(l["bits"].as_u64(), Some(4));
+    }
+    // `eval` of the .dsk (compressed execution) gives the accuracy the report measured...
+    let e = ok(&deepshrink(&["eval", &dsk, "--data", &data, "--json"]));
+    assert_eq!(e["top1"], report["dsk_accuracy"]["top1"]);
+    assert!(e["top1"].as_f64().unwrap() > 0.9, "{e}");
+    // ...and so does the dense ONNX export of it (same weights, dense execution).
+    let onnx = dir.path().join("decoded.onnx");
+    ok(&deepshrink(&["export", &dsk, "--to", onnx.to_str().unwrap()]));
+    let d = ok(&deepshrink(&["eval", onnx.to_str().unwrap(), "--data", &data, "--json"]));
+    assert_eq!(d["top1"], e["top1"]);
+    assert!((d["loss"].as_f64().unwrap() - e["loss"].as_f64().unwrap()).abs() < 1e-4);
+    // bench reports both executions for every node.
+    let b = ok(&deepshrink(&["bench", &dsk, "--batch", "1", "--runs", "3", "--json"]));
+    assert!(b["compressed_total_us"].as_f64().unwrap() > 0.0);
+    let kinds: Vec<&str> =
+        b["nodes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| k.starts_with("sparse")).count(), 3, "{kinds:?}");
+    // The uncompressed model still evaluates as before.
+    ok(&deepshrink(&["eval", &model, "--data", &data, "--json"]));
+}
+
+#[test]
+fn corrupt_truncated_and_wrong_version_dsk_exit_2() {
+    let (dir, data, _, dsk) = compressed();
+    let bytes = std::fs::read(&dsk).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("flipped", {
+            let mut b = bytes.clone();
+            let i = b.len() - 10;
+            b[i] ^= 0x5a;
+            b
+        }),
+        ("version", {
+            let mut b = bytes.clone();
+            // The version follows the 4-byte magic (docs/FORMAT.md).
+            b[4] = b[4].wrapping_add(7);
+            b
+        }),
+    ];
+    for (name, b) in cases {
+        let p = dir.path().join(format!("{name}.dsk"));
+        std::fs::write(&p, b).unwrap();
+        let err = assert_error(&deepshrink(&["eval", p.to_str().unwrap(), "--data", &data]));
+        assert!(err.contains(&format!("{name}.dsk")), "{err}");
+        let out = dir.path().join(format!("{name}.onnx"));
+        assert_error(&deepshrink(&["export", p.to_str().unwrap(), "--to", out.to_str().unwrap()]));
+        assert!(!out.exists(), "export left {name}.onnx behind");
+    }
+}
+
+#[test]
+fn bad_recipes_exit_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 40);
+    let data = dir.path().to_str().unwrap();
+    let model = dir.path().join("m.onnx");
+    ok(&deepshrink(&[
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let out = dir.path().join("m.dsk");
+    for (text, needle) in [
+        ("[[pass]]\nkind = \"magic\"\n", "magic"),
+        ("[[pass]]\nkind = \"prune\"\nsparsity = 0.5\nfoo = 1\n", "foo"),
+        ("[[pass]]\nkind = \"prune\"\nsparsity = 1.5\n", "[0, 1)"),
+        ("[[pass]]\nkind = \"share\"\nbits_fc = 17\n", "1..=16"),
+        ("[[pass]]\nkind = \"share\"\nbits_conv = 0\n", "1..=16"),
+        ("not toml at all [[", "recipe"),
+    ] {
+        let r = dir.path().join("r.toml");
+        std::fs::write(&r, text).unwrap();
+        let err = assert_error(&deepshrink(&[
+            "compress",
+            model.to_str().unwrap(),
+            "--recipe",
+            r.to_str().unwrap(),
+            "--data",
+            data,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(err.contains(needle), "{text:?}: {err}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn model_without_prunable_layers_exits_2() {
+    use deepshrink_graph::{Graph, Op, ValueInfo};
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 8);
+    let mut g = Graph::new("no-layers", "input", &[1, 28, 28]);
+    let f = g.push("flatten", Op::Flatten { axis: 1 }, &["input"]);
+    g.outputs.push(ValueInfo::batched(&f, &[784]));
+    let model = dir.path().join("m.onnx");
+    deepshrink_io::onnx::save(&g, &model).unwrap();
+    let r = dir.path().join("r.toml");
+    std::fs::write(&r, RECIPE).unwrap();
+    let out = dir.path().join("m.dsk");
+    let err = assert_error(&deepshrink(&[
+        "compress",
+        model.to_str().unwrap(),
+        "--recipe",
+        r.to_str().unwrap(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(err.contains("no Gemm, MatMul or Conv"), "{err}");
+    assert!(!out.exists());
+}
