@@ -90,9 +90,10 @@ mod tests {
 
     #[test]
     fn parses_the_shipped_recipes() {
-        for text in
-            [include_str!("../../../recipes/deep-compression.toml"), include_str!("../../../recipes/deep-compression-lenet5.toml")]
-        {
+        for text in [
+            include_str!("../../../recipes/deep-compression.toml"),
+            include_str!("../../../recipes/deep-compression-lenet5.toml"),
+        ] {
             let r = Recipe::parse(text).unwrap();
             let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
             assert_eq!(names, ["prune", "share", "huffman"]);
