@@ -13,18 +13,19 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use deepshrink_kernels::{dense_gemv, Csr, SparseWeights, Values};
+use deepshrink_kernels::{dense_gemv, Csr, RowPacked, SparseWeights, Values};
 
 /// Layer, rows, cols, and the fraction of the layer's input that is zero on real data: MNIST
 /// pixels are 81% zero, ReLU outputs about half; LeNet-5's fc1 reads max-pooled conv outputs
 /// without a ReLU (dense).
-const SHAPES: &[(&str, usize, usize, f32)] = &[
-    ("lenet-300-100 fc1", 300, 784, 0.81),
-    ("lenet-300-100 fc2", 100, 300, 0.5),
-    ("lenet-300-100 fc3", 10, 100, 0.5),
-    ("lenet-5 fc1", 500, 800, 0.0),
+/// The density is the one the committed models have (bench/results/deep-compression/).
+const SHAPES: &[(&str, usize, usize, f32, f32)] = &[
+    ("lenet-300-100 fc1", 300, 784, 0.06, 0.81),
+    ("lenet-300-100 fc2", 100, 300, 0.10, 0.5),
+    ("lenet-300-100 fc3", 10, 100, 0.25, 0.5),
+    ("lenet-5 fc1", 500, 800, 0.06, 0.0),
+    ("lenet-5 fc2", 10, 500, 0.20, 0.5),
 ];
-const DENSITIES: &[f32] = &[0.04, 0.08, 0.10];
 /// Codebook size: 5-bit shared weights, as Han et al. 2016 use for fully-connected layers.
 const CENTROIDS: usize = 32;
 
@@ -72,7 +73,7 @@ fn measure(samples: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
         .collect()
 }
 
-fn gemm_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32]) {
+fn gemm_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32], par: gemm::Parallelism) {
     // SAFETY: W is rows x cols row-major, x is cols x 1 and y rows x 1, all fully in bounds.
     unsafe {
         gemm::gemm(
@@ -94,7 +95,7 @@ fn gemm_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32]) {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         )
     }
 }
@@ -107,86 +108,69 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(301);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
     println!("samples per variant: {samples}; rayon threads: {}", rayon::current_num_threads());
     println!();
-    println!("| layer | rows x cols | density | dense 1T µs | dense 2T µs | gemm crate µs | sparse f32 µs | sparse LUT µs | dense/f32 | dense/LUT | x zeros | f32, real x µs | LUT, real x µs | dense/f32 real | dense/LUT real |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| layer | rows x cols | density | ours dense µs | gemm 1T µs | gemm rayon µs | CSR f32 µs | CSR LUT µs | packed µs | best dense / packed | x zeros | CSR cols, real x µs | packed, real x µs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = Rng(42);
-    for &(name, rows, cols, zeros) in SHAPES {
-        for &density in DENSITIES {
-            let mut w = vec![0.0f32; rows * cols];
-            let (mut rp, mut ci, mut vals, mut codes) = (vec![0u32], Vec::new(), Vec::new(), Vec::new());
-            let centroids: Vec<f32> = (0..CENTROIDS).map(|i| i as f32 / CENTROIDS as f32 - 0.5).collect();
-            for r in 0..rows {
-                for c in 0..cols {
-                    if rng.next() < density {
-                        let code = (rng.next() * CENTROIDS as f32) as u16 % CENTROIDS as u16;
-                        w[r * cols + c] = centroids[code as usize];
-                        ci.push(c as u32);
-                        vals.push(centroids[code as usize]);
-                        codes.push(code);
-                    }
+    for &(name, rows, cols, density, zeros) in SHAPES {
+        let mut w = vec![0.0f32; rows * cols];
+        let (mut rp, mut ci, mut vals, mut codes) = (vec![0u32], Vec::new(), Vec::new(), Vec::new());
+        let centroids: Vec<f32> = (0..CENTROIDS).map(|i| i as f32 / CENTROIDS as f32 - 0.5).collect();
+        for r in 0..rows {
+            for c in 0..cols {
+                if rng.next() < density {
+                    let code = (rng.next() * CENTROIDS as f32) as u16 % CENTROIDS as u16;
+                    w[r * cols + c] = centroids[code as usize];
+                    ci.push(c as u32);
+                    vals.push(centroids[code as usize]);
+                    codes.push(code);
                 }
-                rp.push(ci.len() as u32);
             }
-            let csr = Csr::new(rows, cols, rp, ci).expect("valid CSR");
-            let sf = SparseWeights::new(csr.clone(), Values::F32(vals)).expect("valid").with_column_index();
-            let sl =
-                SparseWeights::new(csr, Values::lut(centroids, &codes)).expect("valid").with_column_index();
-            let x: Vec<f32> = (0..cols).map(|_| rng.next() + 0.01).collect();
-            // The same input with the layer's typical fraction of zeros.
-            let xz: Vec<f32> = x.iter().map(|&v| if rng.next() < zeros { 0.0 } else { v }).collect();
-            let mut y = vec![0.0f32; rows];
-            let (mut y1, mut y2) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-            sf.matmul(&x, 1, &mut y1).expect("fits");
-            sl.matmul(&x, 1, &mut y2).expect("fits");
-            dense_gemv(rows, cols, &w, &x, &mut y).expect("fits");
-            assert!(y
-                .iter()
-                .zip(&y1)
-                .zip(&y2)
-                .all(|((a, b), c)| (a - b).abs() < 1e-3 && (a - c).abs() < 1e-3));
-
-            let dense2 = measure(
-                samples,
-                &mut [&mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), &mut y).unwrap()],
-            )[0];
-            let (mut ya, mut yb, mut yc, mut yd, mut ye) =
-                (y.clone(), y.clone(), y.clone(), y.clone(), y.clone());
-            let t = one.install(|| {
-                measure(
-                    samples,
-                    &mut [
-                        &mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), &mut y).unwrap(),
-                        &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), &mut ya),
-                        &mut || sf.matmul(black_box(&x), 1, &mut yb).unwrap(),
-                        &mut || sl.matmul(black_box(&x), 1, &mut yc).unwrap(),
-                        &mut || sf.matmul(black_box(&xz), 1, &mut yd).unwrap(),
-                        &mut || sl.matmul(black_box(&xz), 1, &mut ye).unwrap(),
-                    ],
-                )
-            });
-            let dense = t[0].min(dense2).min(t[1]);
-            println!(
-                "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x | {:.1}x | {:.0}% | {:.2} | {:.2} | {:.1}x | {:.1}x |",
-                density * 100.0,
-                t[0] / 1e3,
-                dense2 / 1e3,
-                t[1] / 1e3,
-                t[2] / 1e3,
-                t[3] / 1e3,
-                dense / t[2],
-                dense / t[3],
-                zeros * 100.0,
-                t[4] / 1e3,
-                t[5] / 1e3,
-                dense / t[4],
-                dense / t[5],
-            );
+            rp.push(ci.len() as u32);
         }
+        let csr = Csr::new(rows, cols, rp, ci).expect("valid CSR");
+        let sf = SparseWeights::new(csr.clone(), Values::F32(vals)).expect("valid").with_column_index();
+        let sl = SparseWeights::new(csr, Values::lut(centroids, &codes)).expect("valid").with_column_index();
+        let pk = RowPacked::new(&sl).expect("u16 columns");
+        let x: Vec<f32> = (0..cols).map(|_| rng.next() + 0.01).collect();
+        // The same input with the layer's typical fraction of zeros.
+        let xz: Vec<f32> = x.iter().map(|&v| if rng.next() < zeros { 0.0 } else { v }).collect();
+        let mut y = vec![0.0f32; rows];
+        let mut ys = vec![vec![0.0f32; rows]; 8];
+        sf.matmul(&x, 1, &mut ys[0]).expect("fits");
+        sl.matmul(&x, 1, &mut ys[1]).expect("fits");
+        pk.gemv(&x, &mut ys[2]).expect("fits");
+        dense_gemv(rows, cols, &w, &x, &mut y).expect("fits");
+        assert!(ys[..3].iter().all(|v| v.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-3)));
+        let [y0, y1, y2, y3, y4, y5, y6, y7] = &mut ys[..] else { unreachable!() };
+        let t = measure(
+            samples,
+            &mut [
+                &mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), y0).unwrap(),
+                &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), y1, gemm::Parallelism::None),
+                &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), y2, gemm::Parallelism::Rayon(0)),
+                &mut || sf.matmul(black_box(&x), 1, y3).unwrap(),
+                &mut || sl.matmul(black_box(&x), 1, y4).unwrap(),
+                &mut || pk.gemv(black_box(&x), y5).unwrap(),
+                &mut || sl.matmul(black_box(&xz), 1, y6).unwrap(),
+                &mut || pk.gemv(black_box(&xz), y7).unwrap(),
+            ],
+        );
+        let dense = t[0].min(t[1]).min(t[2]);
+        println!(
+            "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x | {:.0}% | {:.2} | {:.2} |",
+            density * 100.0,
+            t[0] / 1e3,
+            t[1] / 1e3,
+            t[2] / 1e3,
+            t[3] / 1e3,
+            t[4] / 1e3,
+            t[5] / 1e3,
+            dense / t[5],
+            zeros * 100.0,
+            t[6] / 1e3,
+            t[7] / 1e3,
+        );
     }
-    println!();
-    println!("dense/… ratios divide the fastest dense variant (ours 1 or 2 threads, gemm crate) by the sparse time.");
-    println!("'real x' zeroes the layer's typical fraction of inputs (dense time does not depend on it).");
 }

@@ -1,6 +1,7 @@
 //! Validated sparse weights: the CSR structure and the value encodings kernels run on.
 
 use crate::error::{expect_len, KernelError};
+use crate::packed::RowPacked;
 use crate::sparse::{self, Lut};
 
 /// The structure of a sparse matrix in compressed sparse row form: row `r` holds the non-zeros
@@ -209,6 +210,8 @@ pub struct SparseWeights {
     values: Values,
     /// `Wᵀ`, built by [`SparseWeights::with_column_index`] for the activation-sparse GEMV.
     by_col: Option<Box<SparseWeights>>,
+    /// The batch-1 layout, built by [`SparseWeights::with_packed_rows`].
+    packed: Option<Box<RowPacked>>,
 }
 
 impl SparseWeights {
@@ -216,7 +219,7 @@ impl SparseWeights {
     pub fn new(csr: Csr, values: Values) -> Result<SparseWeights, KernelError> {
         expect_len("values", values.len(), csr.nnz())?;
         values.check_codes()?;
-        Ok(SparseWeights { csr, values, by_col: None })
+        Ok(SparseWeights { csr, values, by_col: None, packed: None })
     }
 
     /// The structure.
@@ -240,7 +243,7 @@ impl SparseWeights {
     /// `Wᵀ`, with the values permuted to follow their entries.
     pub fn transpose(&self) -> SparseWeights {
         let (csr, perm) = self.csr.transpose();
-        SparseWeights { csr, values: self.values.permuted(&perm), by_col: None }
+        SparseWeights { csr, values: self.values.permuted(&perm), by_col: None, packed: None }
     }
 
     /// Also keeps `W` column by column (doubling the memory of the weight), so that batch-1
@@ -248,6 +251,14 @@ impl SparseWeights {
     /// the columns those zeros multiply (Han et al. 2016's EIE).
     pub fn with_column_index(mut self) -> SparseWeights {
         self.by_col = Some(Box::new(self.transpose()));
+        self
+    }
+
+    /// Also keeps a [`RowPacked`] copy (`u16` columns, values expanded to `f32`: 6 bytes per
+    /// non-zero in memory, not in the file) that batch-1 products run on when the column path
+    /// does not apply. Does nothing if `W` has more than 65 536 columns.
+    pub fn with_packed_rows(mut self) -> SparseWeights {
+        self.packed = RowPacked::new(&self).map(Box::new);
         self
     }
 
@@ -265,7 +276,10 @@ impl SparseWeights {
                     return Ok(());
                 }
             }
-            dispatch!(self, v => sparse::gemv(&self.csr, v, x, y));
+            match &self.packed {
+                Some(p) => p.gemv(x, y)?,
+                None => dispatch!(self, v => sparse::gemv(&self.csr, v, x, y)),
+            }
             return Ok(());
         }
         let mut xt = vec![0.0f32; x.len()];

@@ -36,6 +36,7 @@ mod csr;
 mod dense;
 mod error;
 mod free;
+mod packed;
 pub mod reference;
 mod sparse;
 #[cfg(target_arch = "x86_64")]
@@ -45,6 +46,7 @@ pub use csr::{Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY};
 pub use dense::dense_gemv;
 pub use error::KernelError;
 pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};
+pub use packed::RowPacked;
 
 /// Multiply-adds per call above which a kernel splits its rows across rayon workers.
 ///

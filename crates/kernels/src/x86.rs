@@ -2,9 +2,10 @@
 //! compile time: a binary built here must run on any x86-64).
 //!
 //! These are the portable loops recompiled with AVX2 + FMA enabled (8-wide vectors, fused
-//! multiply-add). The sparse GEMV has no AVX2 version: an eight-lane `vgatherdps` GEMV (and a
-//! double gather for codebook values) was measured no faster than the scalar loop for float values
-//! and 1.6x slower for codebook values on the AMD EPYC this was developed on (bench/kernels.md).
+//! multiply-add). The batch-1 sparse GEMV stays scalar: `vgatherdps` versions (over `u32`
+//! columns with a codebook double gather, and over `RowPacked`'s `u16` columns and expanded
+//! values) were measured slower than the scalar loop on the AMD EPYC (Zen 3) this was developed
+//! on — 1.6x and 1.5x (bench/kernels.md).
 
 use crate::sparse::Vals;
 use crate::Csr;
@@ -38,4 +39,22 @@ pub(crate) unsafe fn spmm_rows<V: Vals + ?Sized>(
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     crate::dense::dot(a, b)
+}
+
+/// The portable batch-1 GEMV over a [`crate::RowPacked`], compiled for AVX2 (VEX encoding;
+/// measured 1.3x faster than the SSE2 build). Multiply and add stay separate: `mul_add` with four
+/// sums was slower (the FMA latency chain).
+///
+/// # Safety
+/// AVX2 and FMA are available, plus the contract of [`crate::packed::gemv_portable`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn packed_gemv(
+    row_ptr: &[u32],
+    col: &[u16],
+    val: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    r0: usize,
+) {
+    crate::packed::gemv_portable(row_ptr, col, val, x, y, r0)
 }

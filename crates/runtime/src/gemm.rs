@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use deepshrink_kernels::{dense_gemv, KernelError, SparseWeights};
+use deepshrink_kernels::{KernelError, SparseWeights};
 
 /// A Gemm whose B operand is compressed. `w` is `B'` transposed, i.e. `[N, K]` (the weight as
 /// stored when the node has `trans_b`, transposed once at load time otherwise), so the product
@@ -48,8 +48,12 @@ impl SparseGemm {
     }
 }
 
-/// The dense baseline's batch-1 Gemm (`x [1, K] · Wᵀ`, `W [N, K]`) on the dense GEMV kernel,
-/// reading the weight in place.
+/// The dense baseline's batch-1 Gemm (`x [1, K] · Wᵀ`, `W [N, K]`), reading the weight in place.
+///
+/// It runs on the `gemm` crate (run-time AVX2/FMA dispatch), single-threaded: the fastest dense
+/// f32 GEMV measured here, so the compressed model is compared with an honest baseline. On
+/// LeNet's 300x784 and 500x800 it was 2.5-4x faster than `deepshrink_kernels::dense_gemv`, and
+/// `Parallelism::Rayon` ran no faster than `None` at batch 1 (bench/kernels.md).
 pub(crate) fn dense_row(
     a: &[f32],
     w: (&[usize], &[f32]),
@@ -58,8 +62,35 @@ pub(crate) fn dense_row(
     c: Option<(&[usize], &[f32])>,
 ) -> Checked<(Vec<usize>, Vec<f32>)> {
     let (n, k) = (w.0[0], w.0[1]);
+    if w.1.len() != n * k || a.len() != k {
+        return Err(format!("A [1, {}] does not multiply W {:?}", a.len(), w.0));
+    }
     let mut y = vec![0.0f32; n];
-    dense_gemv(n, k, w.1, a, &mut y).map_err(kernel)?;
+    // SAFETY: W is n x k row-major (`W[r, c]` at `r * k + c`), read as the n x k left operand
+    // with row stride k; x is k x 1; y is n x 1; all lengths checked above.
+    unsafe {
+        gemm::gemm(
+            n,
+            1,
+            k,
+            y.as_mut_ptr(),
+            1,
+            1,
+            false,
+            w.1.as_ptr(),
+            1,
+            k as isize,
+            a.as_ptr(),
+            1,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    };
     finish(&mut y, 1, n, alpha, beta, c)?;
     Ok((vec![1, n], y))
 }
