@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use deepshrink_kernels::{dense_gemv, Csr, RowPacked, SparseWeights, Values};
+use deepshrink_kernels::{dense_gemv, pair_chunks_mut, Csr, RowPacked, SparseWeights, Values};
 
 /// Layer, rows, cols, and the fraction of the layer's input that is zero on real data: MNIST
 /// pixels are 81% zero, ReLU outputs about half; LeNet-5's fc1 reads max-pooled conv outputs
@@ -110,8 +110,8 @@ fn main() {
         .unwrap_or(301);
     println!("samples per variant: {samples}; rayon threads: {}", rayon::current_num_threads());
     println!();
-    println!("| layer | rows x cols | density | ours dense µs | gemm 1T µs | gemm rayon µs | CSR f32 µs | CSR LUT µs | packed µs | best dense / packed | x zeros | CSR cols, real x µs | packed, real x µs |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| layer | rows x cols | density | ours dense µs | gemm 1T µs | gemm rayon µs | gemm pair µs | CSR LUT µs | packed 1T µs | packed pair µs | 1T: gemm / packed | best dense / best packed | x zeros | CSR cols, real x µs | packed 1T, real x µs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = Rng(42);
     for &(name, rows, cols, density, zeros) in SHAPES {
         let mut w = vec![0.0f32; rows * cols];
@@ -137,29 +137,34 @@ fn main() {
         // The same input with the layer's typical fraction of zeros.
         let xz: Vec<f32> = x.iter().map(|&v| if rng.next() < zeros { 0.0 } else { v }).collect();
         let mut y = vec![0.0f32; rows];
-        let mut ys = vec![vec![0.0f32; rows]; 8];
+        let mut ys = vec![vec![0.0f32; rows]; 9];
         sf.matmul(&x, 1, &mut ys[0]).expect("fits");
         sl.matmul(&x, 1, &mut ys[1]).expect("fits");
         pk.gemv(&x, &mut ys[2]).expect("fits");
         dense_gemv(rows, cols, &w, &x, &mut y).expect("fits");
         assert!(ys[..3].iter().all(|v| v.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-3)));
-        let [y0, y1, y2, y3, y4, y5, y6, y7] = &mut ys[..] else { unreachable!() };
+        let [y0, y1, y2, y3, y4, y5, y6, y7, y8] = &mut ys[..] else { unreachable!() };
         let t = measure(
             samples,
             &mut [
                 &mut || dense_gemv(rows, cols, black_box(&w), black_box(&x), y0).unwrap(),
                 &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), y1, gemm::Parallelism::None),
                 &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), y2, gemm::Parallelism::Rayon(0)),
-                &mut || sf.matmul(black_box(&x), 1, y3).unwrap(),
+                &mut || {
+                    pair_chunks_mut(y3, rows.div_ceil(2), |r0, ys| {
+                        gemm_gemv(ys.len(), cols, &w[r0 * cols..], black_box(&x), ys, gemm::Parallelism::None)
+                    })
+                },
                 &mut || sl.matmul(black_box(&x), 1, y4).unwrap(),
-                &mut || pk.gemv(black_box(&x), y5).unwrap(),
-                &mut || sl.matmul(black_box(&xz), 1, y6).unwrap(),
-                &mut || pk.gemv(black_box(&xz), y7).unwrap(),
+                &mut || pk.gemv_rows(black_box(&x), y5, 0).unwrap(),
+                &mut || pk.gemv_paired(black_box(&x), y6).unwrap(),
+                &mut || sl.matmul(black_box(&xz), 1, y7).unwrap(),
+                &mut || pk.gemv(black_box(&xz), y8).unwrap(),
             ],
         );
-        let dense = t[0].min(t[1]).min(t[2]);
+        let dense = t[0].min(t[1]).min(t[2]).min(t[3]);
         println!(
-            "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x | {:.0}% | {:.2} | {:.2} |",
+            "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x | {:.1}x | {:.0}% | {:.2} | {:.2} |",
             density * 100.0,
             t[0] / 1e3,
             t[1] / 1e3,
@@ -167,10 +172,12 @@ fn main() {
             t[3] / 1e3,
             t[4] / 1e3,
             t[5] / 1e3,
-            dense / t[5],
-            zeros * 100.0,
             t[6] / 1e3,
+            t[1] / t[5],
+            dense / t[5].min(t[6]),
+            zeros * 100.0,
             t[7] / 1e3,
+            t[8] / 1e3,
         );
     }
 }

@@ -37,6 +37,7 @@ mod dense;
 mod error;
 mod free;
 mod packed;
+mod pair;
 pub mod reference;
 mod sparse;
 #[cfg(target_arch = "x86_64")]
@@ -46,7 +47,8 @@ pub use csr::{Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY};
 pub use dense::dense_gemv;
 pub use error::KernelError;
 pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};
-pub use packed::RowPacked;
+pub use packed::{RowPacked, PAIR_MIN_NNZ};
+pub use pair::{pair_chunks_mut, SPIN};
 
 /// Multiply-adds per call above which a kernel splits its rows across rayon workers.
 ///

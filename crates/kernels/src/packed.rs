@@ -47,14 +47,30 @@ impl RowPacked {
         self.cols
     }
 
-    /// `y = W x` (`x` of length `cols`, `y` of length `rows`) with the fastest kernel the CPU
-    /// runs; rows `r0..r0 + y.len()` only, with [`RowPacked::gemv_rows`].
+    /// `y = W x` (`x` of length `cols`, `y` of length `rows`) on the calling thread, with the
+    /// fastest kernel the CPU runs.
     pub fn gemv(&self, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
         expect_len("y", y.len(), self.rows)?;
         self.gemv_rows(x, y, 0)
     }
 
-    /// Rows `r0..r0 + y.len()` of `y = W x`, for callers that split rows across threads.
+    /// [`RowPacked::gemv`] with the rows split between the calling thread and the helper thread
+    /// ([`crate::pair_chunks_mut`]) when there are at least [`PAIR_MIN_NNZ`] non-zeros. Faster
+    /// only when the second core is idle (bench/kernels.md).
+    pub fn gemv_paired(&self, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
+        expect_len("y", y.len(), self.rows)?;
+        expect_len("x", x.len(), self.cols)?;
+        if self.val.len() < PAIR_MIN_NNZ {
+            return self.gemv_rows(x, y, 0);
+        }
+        crate::pair_chunks_mut(y, self.rows.div_ceil(PAIR_CHUNKS), |r0, ys| {
+            // SAFETY: lengths checked above; every chunk is a row range inside the matrix.
+            unsafe { self.rows_unchecked(x, ys, r0) }
+        });
+        Ok(())
+    }
+
+    /// Rows `r0..r0 + y.len()` of `y = W x` on the calling thread.
     pub fn gemv_rows(&self, x: &[f32], y: &mut [f32], r0: usize) -> Result<(), KernelError> {
         expect_len("x", x.len(), self.cols)?;
         if r0.checked_add(y.len()).is_none_or(|end| end > self.rows) {
@@ -64,18 +80,31 @@ impl RowPacked {
                 got: y.len(),
             });
         }
-        #[cfg(target_arch = "x86_64")]
-        if crate::x86::available() {
-            // SAFETY: features checked just above; buffer lengths and the row range checked above;
-            // the CSR invariants were checked when `w` was built.
-            unsafe { crate::x86::packed_gemv(&self.row_ptr, &self.col, &self.val, x, y, r0) };
-            return Ok(());
-        }
-        // SAFETY: as above.
-        unsafe { gemv_portable(&self.row_ptr, &self.col, &self.val, x, y, r0) };
+        // SAFETY: checked just above.
+        unsafe { self.rows_unchecked(x, y, r0) };
         Ok(())
     }
+
+    /// # Safety
+    /// `x.len() == self.cols` and `r0 + y.len() <= self.rows`.
+    #[inline(always)]
+    unsafe fn rows_unchecked(&self, x: &[f32], y: &mut [f32], r0: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::x86::available() {
+            // SAFETY: features checked just above; the CSR invariants were checked when the
+            // source weights were built; the caller checked the lengths.
+            return crate::x86::packed_gemv(&self.row_ptr, &self.col, &self.val, x, y, r0);
+        }
+        gemv_portable(&self.row_ptr, &self.col, &self.val, x, y, r0)
+    }
 }
+
+/// Non-zeros from which a batch-1 GEMV splits its rows with the helper thread (measured:
+/// bench/kernels.md).
+pub const PAIR_MIN_NNZ: usize = 2_000;
+
+/// Row chunks per GEMV when it is split: the caller and the helper claim them one at a time.
+const PAIR_CHUNKS: usize = 4;
 
 /// The portable kernel: four independent sums per row so the gathers and adds overlap (eight
 /// measured no faster).
@@ -125,7 +154,7 @@ mod tests {
         /// Both kernels (portable and, where the CPU has it, AVX2) against the reference, for
         /// float and codebook values, whole matrices and row ranges.
         #[test]
-        fn matches_reference(rows in 1usize..40, cols in 1usize..120, density in 0.0f32..1.0, seed in any::<u64>(), lut in any::<bool>()) {
+        fn matches_reference(rows in 1usize..40, cols in 1usize..400, density in 0.0f32..1.0, seed in any::<u64>(), lut in any::<bool>()) {
             let u = vector(rows * cols, seed);
             let (mut rp, mut ci) = (vec![0u32], Vec::new());
             for r in 0..rows {
@@ -148,6 +177,9 @@ mod tests {
             reference::csr_matmul(rows, cols, &rp, &ci, |j| values.get(j).abs(), &xa, 1, &mut scale);
             let mut y = vec![f32::NAN; rows];
             p.gemv(&x, &mut y).unwrap();
+            assert_close(&y, &want, &scale)?;
+            let mut y = vec![f32::NAN; rows];
+            p.gemv_paired(&x, &mut y).unwrap();
             assert_close(&y, &want, &scale)?;
             let r0 = rows / 3;
             let mut part = vec![f32::NAN; rows - r0];

@@ -10,8 +10,8 @@
 //!
 //! [`Runtime::dense`] is the same executor with no compressed weights: the dense baseline that
 //! `deepshrink bench` compares against. Its batch-1 Gemm nodes (`trans_b`, no `trans_a`) run on
-//! the dense GEMV kernel reading the weight in place, so the baseline is not slowed by copying
-//! weights per call; every other dense node goes through the engine.
+//! the `gemm` crate's GEMV reading the weight in place (the fastest dense f32 measured, so the
+//! baseline is not a strawman); every other dense node goes through the engine.
 //!
 //! Design choices:
 //! - Everything that can be checked at load time is: value names, which operand a compressed
@@ -21,7 +21,12 @@
 //! - Grouped convolutions on compressed weights are refused at load time.
 //! - Compressed Gemm weights are also indexed by column at load time, so a batch-1 call whose
 //!   input is mostly zeros (MNIST pixels, ReLU outputs) skips the columns those zeros multiply
-//!   (EIE, Han et al. 2016); see `deepshrink_kernels::SparseWeights::with_column_index`.
+//!   (EIE, Han et al. 2016); see `deepshrink_kernels::SparseWeights::with_column_index`. The
+//!   other batch-1 calls run on packed rows (`u16` columns, codebook expanded to `f32` once at
+//!   load: the file stays codebook-coded); see `deepshrink_kernels::RowPacked`.
+//! - Batch-1 kernels run on the calling thread, dense and compressed alike: a second thread
+//!   (`deepshrink_kernels::pair_chunks_mut`) did not pay on the shared 2-core machine
+//!   (bench/kernels.md), and both sides of `deepshrink bench` must get the same resources.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -165,6 +170,9 @@ impl Runtime {
                     source: Box::new(source),
                 },
             })?;
+            // Stopped before the bookkeeping below (freeing values, naming the timing), which
+            // is the executor's cost, not the node's.
+            let time = start.elapsed();
             vals[i] = Some(out);
             for &v in &p.free_after[i] {
                 vals[v] = None;
@@ -174,7 +182,7 @@ impl Runtime {
                     node: step.name.clone(),
                     op: step.op.name(),
                     kind: step.exec.kind(),
-                    time: start.elapsed(),
+                    time,
                 });
             }
         }
