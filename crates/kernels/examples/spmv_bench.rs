@@ -110,7 +110,7 @@ fn main() {
         .unwrap_or(301);
     println!("samples per variant: {samples}; rayon threads: {}", rayon::current_num_threads());
     println!();
-    println!("| layer | rows x cols | density | ours dense µs | gemm 1T µs | gemm rayon µs | gemm pair µs | CSR LUT µs | packed 1T µs | packed pair µs | 1T: gemm / packed | best dense / best packed | x zeros | CSR cols, real x µs | packed 1T, real x µs |");
+    println!("| layer | rows x cols | density | ours dense µs | gemm 1T µs | gemm rayon µs | gemm pair µs | CSR LUT µs | packed 1T µs | packed pair µs | 1T: gemm / packed | best dense / best packed | x zeros | packed scatter, real x µs | packed 1T, real x µs |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = Rng(42);
     for &(name, rows, cols, density, zeros) in SHAPES {
@@ -133,6 +133,7 @@ fn main() {
         let sf = SparseWeights::new(csr.clone(), Values::F32(vals)).expect("valid").with_column_index();
         let sl = SparseWeights::new(csr, Values::lut(centroids, &codes)).expect("valid").with_column_index();
         let pk = RowPacked::new(&sl).expect("u16 columns");
+        let pt = RowPacked::new(&sl.transpose()).expect("u16 rows");
         let x: Vec<f32> = (0..cols).map(|_| rng.next() + 0.01).collect();
         // The same input with the layer's typical fraction of zeros.
         let xz: Vec<f32> = x.iter().map(|&v| if rng.next() < zeros { 0.0 } else { v }).collect();
@@ -158,7 +159,7 @@ fn main() {
                 &mut || sl.matmul(black_box(&x), 1, y4).unwrap(),
                 &mut || pk.gemv_rows(black_box(&x), y5, 0).unwrap(),
                 &mut || pk.gemv_paired(black_box(&x), y6).unwrap(),
-                &mut || sl.matmul(black_box(&xz), 1, y7).unwrap(),
+                &mut || pt.scatter(black_box(&xz), y7).unwrap(),
                 &mut || pk.gemv(black_box(&xz), y8).unwrap(),
             ],
         );
@@ -179,5 +180,33 @@ fn main() {
             t[7] / 1e3,
             t[8] / 1e3,
         );
+    }
+    println!();
+    println!("Break-even of the column path (packed scatter) against the packed row GEMV, by fraction of zero inputs:");
+    println!();
+    println!("| layer | zeros | packed rows µs | packed scatter µs |");
+    println!("|---|---|---|---|");
+    for &(name, rows, cols, density, _) in &SHAPES[..2] {
+        let (mut rp, mut ci) = (vec![0u32], Vec::new());
+        for _ in 0..rows {
+            ci.extend((0..cols as u32).filter(|_| rng.next() < density));
+            rp.push(ci.len() as u32);
+        }
+        let vals: Vec<f32> = ci.iter().map(|_| rng.next() - 0.5).collect();
+        let w = SparseWeights::new(Csr::new(rows, cols, rp, ci).expect("valid CSR"), Values::F32(vals))
+            .expect("valid");
+        let (pk, pt) = (RowPacked::new(&w).expect("u16"), RowPacked::new(&w.transpose()).expect("u16"));
+        for zeros in [0.2f32, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+            let x: Vec<f32> =
+                (0..cols).map(|_| if rng.next() < zeros { 0.0 } else { rng.next() + 0.01 }).collect();
+            let (mut y0, mut y1) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+            let t = measure(
+                samples,
+                &mut [&mut || pk.gemv(black_box(&x), &mut y0).unwrap(), &mut || {
+                    pt.scatter(black_box(&x), &mut y1).unwrap()
+                }],
+            );
+            println!("| {name} | {:.0}% | {:.2} | {:.2} |", zeros * 100.0, t[0] / 1e3, t[1] / 1e3);
+        }
     }
 }

@@ -117,8 +117,17 @@ macro_rules! dispatch {
 }
 
 /// Largest fraction of non-zero inputs for which the column-skipping GEMV beats the row GEMV
-/// (measured: bench/kernels.md).
+/// (measured: bench/kernels.md) on the CSR kernels.
 pub const COLUMN_PATH_MAX_DENSITY: f32 = 0.5;
+
+/// [`COLUMN_PATH_MAX_DENSITY`] for packed weights ([`SparseWeights::with_packed_rows`]): the
+/// packed scatter beats the packed row GEMV below about 60% non-zero inputs (bench/kernels.md).
+pub const PACKED_COLUMN_PATH_MAX_DENSITY: f32 = 0.6;
+
+/// Non-zeros per input below which the column path never pays: with a couple of weights per
+/// input, testing each input (a branch that mispredicts on ReLU outputs) costs more than the
+/// products it skips (LeNet-300-100's fc3, 10x100 at 25%, ran 1.6x slower on it).
+pub const COLUMN_PATH_MIN_NNZ_PER_INPUT: usize = 8;
 
 /// The values of the non-zeros of a [`SparseWeights`].
 #[derive(Debug, Clone, PartialEq)]
@@ -250,15 +259,20 @@ impl SparseWeights {
     /// products whose `x` is mostly zeros (at most [`COLUMN_PATH_MAX_DENSITY`] non-zero) skip
     /// the columns those zeros multiply (Han et al. 2016's EIE).
     pub fn with_column_index(mut self) -> SparseWeights {
-        self.by_col = Some(Box::new(self.transpose()));
+        let t = self.transpose();
+        self.by_col = Some(Box::new(if self.packed.is_some() { t.with_packed_rows() } else { t }));
         self
     }
 
     /// Also keeps a [`RowPacked`] copy (`u16` columns, values expanded to `f32`: 6 bytes per
     /// non-zero in memory, not in the file) that batch-1 products run on when the column path
-    /// does not apply. Does nothing if `W` has more than 65 536 columns.
+    /// does not apply; the column index, if any, is packed too. Does nothing to a matrix with
+    /// more than 65 536 columns (or rows, for the column index).
     pub fn with_packed_rows(mut self) -> SparseWeights {
         self.packed = RowPacked::new(&self).map(Box::new);
+        if let Some(t) = self.by_col.take() {
+            self.by_col = Some(Box::new(t.with_packed_rows()));
+        }
         self
     }
 
@@ -269,10 +283,17 @@ impl SparseWeights {
         expect_len("x", x.len(), batch.checked_mul(cols).ok_or(overflow())?)?;
         expect_len("y", y.len(), batch.checked_mul(rows).ok_or(overflow())?)?;
         if batch == 1 {
-            if let Some(t) = &self.by_col {
+            if let Some(t) =
+                self.by_col.as_ref().filter(|_| self.csr.nnz() >= COLUMN_PATH_MIN_NNZ_PER_INPUT * cols)
+            {
                 let nonzero = x.iter().filter(|v| **v != 0.0).count();
-                if (nonzero as f32) <= COLUMN_PATH_MAX_DENSITY * cols as f32 {
-                    dispatch!(t, v => sparse::gemv_cols(&t.csr, v, x, y));
+                let max =
+                    if t.packed.is_some() { PACKED_COLUMN_PATH_MAX_DENSITY } else { COLUMN_PATH_MAX_DENSITY };
+                if (nonzero as f32) <= max * cols as f32 {
+                    match &t.packed {
+                        Some(p) => p.scatter(x, y)?,
+                        None => dispatch!(t, v => sparse::gemv_cols(&t.csr, v, x, y)),
+                    }
                     return Ok(());
                 }
             }

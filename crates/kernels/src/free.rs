@@ -200,8 +200,8 @@ mod tests {
         /// codebook values.
         #[test]
         fn column_path_matches_reference(
-            rows in 1usize..40, cols in 1usize..90, density in 0.0f32..1.0, zeros in 0.0f32..1.0,
-            lut in any::<bool>(), seed in any::<u64>(),
+            rows in 1usize..60, cols in 1usize..90, density in 0.0f32..1.0, zeros in 0.0f32..1.0,
+            lut in any::<bool>(), packed in any::<bool>(), seed in any::<u64>(),
         ) {
             let (rp, ci) = random_csr(rows, cols, density, seed);
             let values = if lut {
@@ -219,6 +219,7 @@ mod tests {
             let w = SparseWeights::new(Csr::new(rows, cols, rp.clone(), ci.clone()).unwrap(), values.clone())
                 .unwrap()
                 .with_column_index();
+            let w = if packed { w.with_packed_rows() } else { w };
             let mut fast = vec![f32::NAN; rows];
             w.matmul(&x, 1, &mut fast).unwrap();
             let mut slow = vec![0.0; rows];

@@ -43,7 +43,10 @@ mod sparse;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use csr::{Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY};
+pub use csr::{
+    Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY, COLUMN_PATH_MIN_NNZ_PER_INPUT,
+    PACKED_COLUMN_PATH_MAX_DENSITY,
+};
 pub use dense::dense_gemv;
 pub use error::KernelError;
 pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};

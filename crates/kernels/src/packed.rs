@@ -97,6 +97,42 @@ impl RowPacked {
         }
         gemv_portable(&self.row_ptr, &self.col, &self.val, x, y, r0)
     }
+
+    /// `y = Aᵀ x` for this matrix `A` (`x` of length `rows`, `y` of length `cols`), skipping the
+    /// rows whose `x` is zero: each non-zero `x[r]` scatters `x[r] · A[r, :]` into `y`. Built on
+    /// `Wᵀ`, this is the activation-sparse GEMV `y = W x` (EIE, Han et al. 2016).
+    pub fn scatter(&self, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
+        expect_len("x", x.len(), self.rows)?;
+        expect_len("y", y.len(), self.cols)?;
+        #[cfg(target_arch = "x86_64")]
+        if crate::x86::available() {
+            // SAFETY: features checked just above; lengths checked above; CSR invariants hold.
+            unsafe { crate::x86::packed_scatter(&self.row_ptr, &self.col, &self.val, x, y) };
+            return Ok(());
+        }
+        // SAFETY: as above.
+        unsafe { scatter_portable(&self.row_ptr, &self.col, &self.val, x, y) };
+        Ok(())
+    }
+}
+
+/// The portable scatter kernel.
+///
+/// # Safety
+/// `row_ptr` is a valid CSR offset array over `col`/`val` with `x.len() + 1` entries, and every
+/// column is below `y.len()`.
+#[inline(always)]
+pub(crate) unsafe fn scatter_portable(row_ptr: &[u32], col: &[u16], val: &[f32], x: &[f32], y: &mut [f32]) {
+    y.fill(0.0);
+    for (r, &xr) in x.iter().enumerate() {
+        if xr == 0.0 {
+            continue;
+        }
+        let (s, e) = (*row_ptr.get_unchecked(r) as usize, *row_ptr.get_unchecked(r + 1) as usize);
+        for j in s..e {
+            *y.get_unchecked_mut(*col.get_unchecked(j) as usize) += *val.get_unchecked(j) * xr;
+        }
+    }
 }
 
 /// Non-zeros from which a batch-1 GEMV splits its rows with the helper thread (measured:
@@ -188,6 +224,16 @@ mod tests {
             let mut y = vec![f32::NAN; rows];
             w.clone().with_packed_rows().matmul(&x, 1, &mut y).unwrap();
             assert_close(&y, &want, &scale)?;
+            // The scatter kernel on Wᵀ computes the same product.
+            let pt = RowPacked::new(&w.transpose()).unwrap();
+            let mut y = vec![f32::NAN; rows];
+            pt.scatter(&x, &mut y).unwrap();
+            assert_close(&y, &want, &scale)?;
+            let xz: Vec<f32> = x.iter().enumerate().map(|(i, v)| if i % 3 == 0 { 0.0 } else { *v }).collect();
+            let (mut wz, mut yz) = (vec![0.0; rows], vec![f32::NAN; rows]);
+            reference::csr_matmul(rows, cols, &rp, &ci, |j| values.get(j), &xz, 1, &mut wz);
+            pt.scatter(&xz, &mut yz).unwrap();
+            assert_close(&yz, &wz, &scale)?;
             let mut y = vec![f32::NAN; rows];
             // SAFETY: `p` was built from a checked CSR and the buffers fit.
             unsafe { gemv_portable(&p.row_ptr, &p.col, &p.val, &x, &mut y, 0) };
