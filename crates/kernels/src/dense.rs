@@ -1,9 +1,6 @@
 //! The dense f32 baseline: what a pruned layer is compared against.
 
-use rayon::prelude::*;
-
 use crate::error::{expect_len, KernelError};
-use crate::PAR_MIN_WORK;
 
 /// Lanes of the dot product: independent sums, so the loop vectorises and enough additions are in
 /// flight to hide their latency (eight SSE or four AVX registers).
@@ -12,8 +9,10 @@ const LANES: usize = 32;
 /// `y = W x` for a dense row-major `W` (`rows x cols`): the dense f32 GEMV that pruned layers
 /// are measured against (a Gemm with `trans_b` at batch 1).
 ///
-/// Each row is a 32-lane dot product (AVX2 + FMA when the CPU has them) that the compiler vectorises; rows are split across rayon
-/// workers above [`PAR_MIN_WORK`] multiply-adds.
+/// Each row is a dot product with 32 independent sums (four 8-lane AVX2 FMA accumulators when the
+/// CPU has them). One thread: splitting a LeNet-size GEMV across rayon workers made it 3-4x
+/// slower (the fork costs more than the 20 µs product; bench/kernels.md). The runtime's dense
+/// baseline uses the `gemm` crate, which measured as fast or faster.
 pub fn dense_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
     expect_len("w", w.len(), rows.checked_mul(cols).ok_or(KernelError::Csr("size overflows".into()))?)?;
     expect_len("x", x.len(), cols)?;
@@ -22,14 +21,7 @@ pub fn dense_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32])
         y.fill(0.0);
         return Ok(());
     }
-    if rows * cols >= PAR_MIN_WORK && rayon::current_num_threads() > 1 {
-        let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
-        y.par_chunks_mut(chunk).zip(w.par_chunks(chunk * cols)).for_each(|(ys, ws)| {
-            ys.iter_mut().zip(ws.chunks_exact(cols)).for_each(|(o, wr)| *o = dot_any(wr, x))
-        });
-    } else {
-        y.iter_mut().zip(w.chunks_exact(cols)).for_each(|(o, wr)| *o = dot_any(wr, x));
-    }
+    y.iter_mut().zip(w.chunks_exact(cols)).for_each(|(o, wr)| *o = dot_any(wr, x));
     Ok(())
 }
 

@@ -52,8 +52,9 @@ impl SparseGemm {
 ///
 /// It runs on the `gemm` crate (run-time AVX2/FMA dispatch), single-threaded: the fastest dense
 /// f32 GEMV measured here, so the compressed model is compared with an honest baseline. On
-/// LeNet's 300x784 and 500x800 it was 2.5-4x faster than `deepshrink_kernels::dense_gemv`, and
-/// `Parallelism::Rayon` ran no faster than `None` at batch 1 (bench/kernels.md).
+/// LeNet's FC shapes it was 5-15% faster than `deepshrink_kernels::dense_gemv` (AVX2 FMA dot
+/// products), and `Parallelism::Rayon` ran no faster than `None` at batch 1 (bench/kernels.md).
+/// The compressed side runs on one thread too.
 pub(crate) fn dense_row(
     a: &[f32],
     w: (&[usize], &[f32]),
