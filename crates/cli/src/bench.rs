@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use deepshrink_runtime::{median_latency, NodeTiming, Runtime};
+use std::time::{Duration, Instant};
+
+use deepshrink_runtime::{NodeTiming, Runtime};
 use serde::Serialize;
 
 use crate::{dsk, exit};
@@ -65,11 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let per: usize = dense.sample_shape().iter().product();
     // A fixed, non-trivial input: results do not depend on it, only the timing does.
     let x: Vec<f32> = (0..per * args.batch).map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5).collect();
-    let (dt, dn) = median_latency(&dense, &x, args.batch, args.runs)?;
-    let c = match &compressed {
-        Some(rt) => Some(median_latency(rt, &x, args.batch, args.runs)?),
-        None => None,
-    };
+    let (dt, dn, c) = interleaved(&dense, compressed.as_ref(), &x, args.batch, args.runs)?;
     let kinds: Vec<(String, String, &str)> = compressed.as_ref().unwrap_or(&dense).node_kinds();
     let find = |t: &[NodeTiming], node: &str| t.iter().find(|n| n.node == node).map(|n| us(n.time));
     let nodes = kinds
@@ -99,6 +97,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text = if args.json { format!("{}\n", serde_json::to_string(&out)?) } else { table(&out) };
     exit::print(&text)?;
     Ok(())
+}
+
+/// Median total and per-node times of the dense runtime and, if given, the compressed one, with
+/// their runs alternating so that load from other processes hits both sides alike.
+#[allow(clippy::type_complexity)]
+fn interleaved(
+    dense: &Runtime,
+    compressed: Option<&Runtime>,
+    x: &[f32],
+    batch: usize,
+    runs: usize,
+) -> anyhow::Result<(Duration, Vec<NodeTiming>, Option<(Duration, Vec<NodeTiming>)>)> {
+    // One warm-up run each.
+    dense.run(x, batch)?;
+    if let Some(c) = compressed {
+        c.run(x, batch)?;
+    }
+    let mut d = Samples::default();
+    let mut c = Samples::default();
+    for _ in 0..runs {
+        d.add(dense, x, batch)?;
+        if let Some(rt) = compressed {
+            c.add(rt, x, batch)?;
+        }
+    }
+    let (dt, dn) = d.medians();
+    Ok((dt, dn, compressed.map(|_| c.medians())))
+}
+
+/// Timings of repeated runs of one runtime.
+#[derive(Default)]
+struct Samples {
+    totals: Vec<Duration>,
+    nodes: Vec<Vec<Duration>>,
+    last: Vec<NodeTiming>,
+}
+
+impl Samples {
+    fn add(&mut self, rt: &Runtime, x: &[f32], batch: usize) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let (_, _, t) = rt.run_timed(x, batch)?;
+        self.totals.push(start.elapsed());
+        self.nodes.resize(t.len(), Vec::new());
+        for (acc, nt) in self.nodes.iter_mut().zip(&t) {
+            acc.push(nt.time);
+        }
+        self.last = t;
+        Ok(())
+    }
+
+    fn medians(mut self) -> (Duration, Vec<NodeTiming>) {
+        fn median(v: &mut [Duration]) -> Duration {
+            v.sort_unstable();
+            v[v.len() / 2]
+        }
+        for (nt, ts) in self.last.iter_mut().zip(self.nodes.iter_mut()) {
+            nt.time = median(ts);
+        }
+        (median(&mut self.totals), self.last)
+    }
 }
 
 fn table(o: &Out) -> String {
