@@ -212,6 +212,18 @@ impl Model {
         let mut saved = Vec::with_capacity(upto);
         for i in 0..upto {
             let step = &self.steps[i];
+            // A reshape of the graph input that nothing else reads: move the data, keep the shape
+            // (the input needs no gradient, so no backward pass reads its values).
+            let src = step.ins[0];
+            if src == self.input && self.last_use[src] == i && step.ins.len() == 1 {
+                let x = vals[src].as_mut().expect("input set");
+                if let Some(shape) = ops::reshape_only(&step.op, &x.shape, true) {
+                    let data = std::mem::take(&mut x.data);
+                    vals[step.out] = Some(Buf::new(shape, data));
+                    saved.push(Saved::None);
+                    continue;
+                }
+            }
             let ins: Vec<&Buf> = step.ins.iter().map(|&s| self.get(&vals, s)).collect();
             let t0 = std::time::Instant::now();
             let (y, sv) = ops::forward(&step.op, &ins, true, rng);
@@ -319,6 +331,15 @@ impl Model {
         let mut rng = Rng::new(0);
         for i in 0..upto {
             let step = &m.steps[i];
+            let src = step.ins[0];
+            if m.kinds[src] == Slot::Act && m.last_use[src] == i && src != m.logits && step.ins.len() == 1 {
+                let x = vals[src].as_ref().expect("value computed before use");
+                if let Some(shape) = ops::reshape_only(&step.op, &x.shape, false) {
+                    let data = vals[src].take().expect("value computed before use").data;
+                    vals[step.out] = Some(Buf::new(shape, data));
+                    continue;
+                }
+            }
             let ins: Vec<&Buf> = step.ins.iter().map(|&s| m.get(&vals, s)).collect();
             let (y, _) = ops::forward(&step.op, &ins, false, &mut rng);
             for &s in &step.ins {

@@ -136,19 +136,20 @@ pub(crate) fn update(opt: &Optimizer, lr: f32, t: u64, w: &mut [f32], g: &[f32],
             let first = t == 1;
             w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(s.m.par_chunks_mut(CHUNK)).for_each(
                 |((w, g), m)| {
-                    for i in 0..w.len() {
-                        let d = g[i] + weight_decay * w[i];
+                    // Zipped iterators (no indexing) so the loop vectorises.
+                    for ((w, &g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
+                        let d = g + weight_decay * *w;
                         let step = if momentum > 0.0 {
-                            m[i] = if first { d } else { momentum * m[i] + d };
+                            *m = if first { d } else { momentum * *m + d };
                             if nesterov {
-                                d + momentum * m[i]
+                                d + momentum * *m
                             } else {
-                                m[i]
+                                *m
                             }
                         } else {
                             d
                         };
-                        w[i] -= lr * step;
+                        *w -= lr * step;
                     }
                 },
             );
@@ -158,20 +159,19 @@ pub(crate) fn update(opt: &Optimizer, lr: f32, t: u64, w: &mut [f32], g: &[f32],
             let bc2 = 1.0 - beta2.powi(t as i32);
             let step = lr / bc1;
             let bc2s = bc2.sqrt();
+            // Decoupled decay scales the weight; coupled decay adds to the gradient.
+            let (shrink, l2) = if decoupled { (1.0 - lr * weight_decay, 0.0) } else { (1.0, weight_decay) };
             w.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(s.m.par_chunks_mut(CHUNK).zip(s.v.par_chunks_mut(CHUNK)))
                 .for_each(|((w, g), (m, v))| {
-                    for i in 0..w.len() {
-                        let mut gi = g[i];
-                        if decoupled {
-                            w[i] *= 1.0 - lr * weight_decay;
-                        } else {
-                            gi += weight_decay * w[i];
-                        }
-                        m[i] = beta1 * m[i] + (1.0 - beta1) * gi;
-                        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
-                        w[i] -= step * m[i] / (v[i].sqrt() / bc2s + eps);
+                    // Zipped iterators (no indexing) so the loop vectorises.
+                    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        let gi = g + l2 * *w;
+                        *w *= shrink;
+                        *m = beta1 * *m + (1.0 - beta1) * gi;
+                        *v = beta2 * *v + (1.0 - beta2) * gi * gi;
+                        *w -= step * *m / ((*v).sqrt() / bc2s + eps);
                     }
                 });
         }

@@ -65,6 +65,22 @@ pub(crate) fn forward(op: &Op, ins: &[&Buf], train: bool, rng: &mut Rng) -> (Buf
     }
 }
 
+/// The output shape of an op that only reshapes (Flatten, Reshape, Identity, and Dropout outside
+/// training), so callers can move the input's data instead of copying it.
+pub(crate) fn reshape_only(op: &Op, shape: &[usize], train: bool) -> Option<Vec<usize>> {
+    use deepshrink_graph::shape::{reshape_target, resolve_axis};
+    match op {
+        Op::Flatten { axis } => {
+            let a = resolve_axis(*axis, shape.len() + 1)?;
+            Some(vec![shape[..a].iter().product(), shape[a..].iter().product()])
+        }
+        Op::Reshape { shape: spec } => reshape_target(shape, spec),
+        Op::Identity => Some(shape.to_vec()),
+        Op::Dropout { .. } if !train => Some(shape.to_vec()),
+        _ => None,
+    }
+}
+
 /// Runs one op backward: given the output gradient `dy`, returns the gradient of each input for
 /// which `need[i]` is true (None for the others).
 pub(crate) fn backward(
