@@ -1,55 +1,15 @@
 //! End-to-end tests of `compress`, `eval` on `.dsk`, `export` and `bench`, on a small learnable
 //! data set written by the test, and every bad-input case of the container and recipes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn deepshrink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepshrink")).args(args).output().expect("run deepshrink")
-}
+use std::process::Output;
+
+use common::{assert_error, deepshrink, write_quadrants};
 
 fn ok(o: &Output) -> serde_json::Value {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-/// Exit code 2 and exactly one `deepshrink: error:` line on stderr, no panic.
-fn assert_error(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "stderr: {err}");
-    assert!(err.starts_with("deepshrink: error: ") && !err.contains("panicked"), "stderr: {err}");
-    err
-}
-
-/// Class k of 4 lights up quadrant k of a 28x28 image (raw IDX, both splits).
-fn write_quadrants(dir: &Path, n: usize) {
-    let mut pixels = Vec::new();
-    let mut labels = Vec::new();
-    let mut state = 7u32;
-    for i in 0..n {
-        let k = i % 4;
-        labels.push(k as u8);
-        for r in 0..28 {
-            for c in 0..28 {
-                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                let q = (r >= 14) as usize * 2 + (c >= 14) as usize;
-                pixels.push(if q == k { 200 + (state >> 27) as u8 } else { (state >> 26) as u8 });
-            }
-        }
-    }
-    let mut img = vec![0, 0, 8, 3];
-    for d in [n, 28, 28] {
-        img.extend_from_slice(&(d as u32).to_be_bytes());
-    }
-    img.extend_from_slice(&pixels);
-    let mut lab = vec![0, 0, 8, 1];
-    lab.extend_from_slice(&(n as u32).to_be_bytes());
-    lab.extend_from_slice(&labels);
-    for split in ["train", "t10k"] {
-        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), &img).unwrap();
-        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), &lab).unwrap();
-    }
 }
 
 const RECIPE: &str = r#"
@@ -72,7 +32,7 @@ kind = "huffman"
 /// A trained LeNet-300-100 on the quadrant task, compressed: (temp dir, data dir, model, dsk).
 fn compressed() -> (tempfile::TempDir, String, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 400);
+    write_quadrants(dir.path(), 400, 28);
     let data = dir.path().to_str().unwrap().to_string();
     let model = dir.path().join("m.onnx").to_str().unwrap().to_string();
     ok(&deepshrink(&[
@@ -179,7 +139,7 @@ fn corrupt_truncated_and_wrong_version_dsk_exit_2() {
 #[test]
 fn bad_recipes_exit_2_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 40);
+    write_quadrants(dir.path(), 40, 28);
     let data = dir.path().to_str().unwrap();
     let model = dir.path().join("m.onnx");
     ok(&deepshrink(&[
@@ -223,7 +183,7 @@ fn bad_recipes_exit_2_and_write_nothing() {
 fn model_without_prunable_layers_exits_2() {
     use deepshrink_graph::{Graph, Op, ValueInfo};
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 8);
+    write_quadrants(dir.path(), 8, 28);
     let mut g = Graph::new("no-layers", "input", &[1, 28, 28]);
     let f = g.push("flatten", Op::Flatten { axis: 1 }, &["input"]);
     g.outputs.push(ValueInfo::batched(&f, &[784]));
