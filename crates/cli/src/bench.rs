@@ -25,6 +25,14 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Time on real inputs: the first `--samples` test samples of this IDX data set (normalised
+    /// as for `eval`), one run after another. Without it the input is a fixed synthetic pattern,
+    /// which hides what input-dependent kernels (zero- and background-skipping) gain.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Number of distinct real inputs cycled through with `--data`.
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
 }
 
 #[derive(Serialize)]
@@ -48,6 +56,31 @@ struct Out {
     nodes: Vec<Row>,
 }
 
+/// The batches timed in turn: consecutive test samples of `--data`, or one synthetic batch.
+fn inputs(args: &Args, per: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    let Some(dir) = &args.data else {
+        // A fixed, non-trivial input: results do not depend on it, only the timing does.
+        return Ok(vec![(0..per * args.batch).map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5).collect()]);
+    };
+    anyhow::ensure!(args.samples >= 1, "--samples must be at least 1");
+    let set = deepshrink_io::idx::load_dir(dir, deepshrink_io::idx::Split::Test, Default::default())?;
+    anyhow::ensure!(
+        set.sample_len() == per,
+        "{}: samples of shape {:?} do not fit the model input of {per} values",
+        dir.display(),
+        set.sample_shape
+    );
+    let n = set.labels.len();
+    anyhow::ensure!(
+        n >= args.batch,
+        "{}: {n} test samples, fewer than --batch {}",
+        dir.display(),
+        args.batch
+    );
+    let batches = args.samples.min(n / args.batch).max(1);
+    Ok((0..batches).map(|b| set.images[b * args.batch * per..(b + 1) * args.batch * per].to_vec()).collect())
+}
+
 fn us(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -65,9 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Runtime::dense(deepshrink_io::load_model(&args.model)?).with_context(|| name.clone())?, None)
     };
     let per: usize = dense.sample_shape().iter().product();
-    // A fixed, non-trivial input: results do not depend on it, only the timing does.
-    let x: Vec<f32> = (0..per * args.batch).map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5).collect();
-    let (dt, dn, c) = interleaved(&dense, compressed.as_ref(), &x, args.batch, args.runs)?;
+    let inputs = inputs(&args, per)?;
+    let (dt, dn, c) = interleaved(&dense, compressed.as_ref(), &inputs, args.batch, args.runs)?;
     let kinds: Vec<(String, String, &str)> = compressed.as_ref().unwrap_or(&dense).node_kinds();
     let find = |t: &[NodeTiming], node: &str| t.iter().find(|n| n.node == node).map(|n| us(n.time));
     let nodes = kinds
@@ -105,18 +137,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn interleaved(
     dense: &Runtime,
     compressed: Option<&Runtime>,
-    x: &[f32],
+    inputs: &[Vec<f32>],
     batch: usize,
     runs: usize,
 ) -> anyhow::Result<(Duration, Vec<NodeTiming>, Option<(Duration, Vec<NodeTiming>)>)> {
     // One warm-up run each.
-    dense.run(x, batch)?;
+    dense.run(&inputs[0], batch)?;
     if let Some(c) = compressed {
-        c.run(x, batch)?;
+        c.run(&inputs[0], batch)?;
     }
     let mut d = Samples::default();
     let mut c = Samples::default();
-    for _ in 0..runs {
+    for i in 0..runs {
+        let x = &inputs[i % inputs.len()];
         d.add(dense, x, batch)?;
         if let Some(rt) = compressed {
             c.add(rt, x, batch)?;

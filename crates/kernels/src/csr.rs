@@ -221,6 +221,9 @@ pub struct SparseWeights {
     by_col: Option<Box<SparseWeights>>,
     /// The batch-1 layout, built by [`SparseWeights::with_packed_rows`].
     packed: Option<Box<RowPacked>>,
+    /// `W · 1` (the sum of every row), built with the column index: the correction term of the
+    /// shifted activation-sparse GEMV.
+    row_sums: Vec<f32>,
 }
 
 impl SparseWeights {
@@ -228,7 +231,7 @@ impl SparseWeights {
     pub fn new(csr: Csr, values: Values) -> Result<SparseWeights, KernelError> {
         expect_len("values", values.len(), csr.nnz())?;
         values.check_codes()?;
-        Ok(SparseWeights { csr, values, by_col: None, packed: None })
+        Ok(SparseWeights { csr, values, by_col: None, packed: None, row_sums: Vec::new() })
     }
 
     /// The structure.
@@ -252,13 +255,29 @@ impl SparseWeights {
     /// `Wᵀ`, with the values permuted to follow their entries.
     pub fn transpose(&self) -> SparseWeights {
         let (csr, perm) = self.csr.transpose();
-        SparseWeights { csr, values: self.values.permuted(&perm), by_col: None, packed: None }
+        SparseWeights {
+            csr,
+            values: self.values.permuted(&perm),
+            by_col: None,
+            packed: None,
+            row_sums: Vec::new(),
+        }
     }
 
     /// Also keeps `W` column by column (doubling the memory of the weight), so that batch-1
     /// products whose `x` is mostly zeros (at most [`COLUMN_PATH_MAX_DENSITY`] non-zero) skip
     /// the columns those zeros multiply (Han et al. 2016's EIE).
+    ///
+    /// The same path serves inputs that are mostly one other value `c` — normalised images,
+    /// whose background pixels all equal `-mean/std` — as `W·x = W·(x − c) + c·(W·1)`: the
+    /// shifted input is mostly exact zeros, and the row sums `W·1` are computed here, once.
     pub fn with_column_index(mut self) -> SparseWeights {
+        let mut sums = vec![0.0f64; self.csr.rows];
+        for (r, s) in sums.iter_mut().enumerate() {
+            let (a, b) = (self.csr.row_ptr[r] as usize, self.csr.row_ptr[r + 1] as usize);
+            *s = (a..b).map(|j| self.values.get(j) as f64).sum();
+        }
+        self.row_sums = sums.into_iter().map(|s| s as f32).collect();
         let t = self.transpose();
         self.by_col = Some(Box::new(if self.packed.is_some() { t.with_packed_rows() } else { t }));
         self
@@ -286,13 +305,16 @@ impl SparseWeights {
             if let Some(t) =
                 self.by_col.as_ref().filter(|_| self.csr.nnz() >= COLUMN_PATH_MIN_NNZ_PER_INPUT * cols)
             {
-                let nonzero = x.iter().filter(|v| **v != 0.0).count();
                 let max =
                     if t.packed.is_some() { PACKED_COLUMN_PATH_MAX_DENSITY } else { COLUMN_PATH_MAX_DENSITY };
-                if (nonzero as f32) <= max * cols as f32 {
+                let limit = (max * cols as f32) as usize;
+                if let Some(c) = sparse_around(x, limit) {
                     match &t.packed {
-                        Some(p) => p.scatter(x, y)?,
-                        None => dispatch!(t, v => sparse::gemv_cols(&t.csr, v, x, y)),
+                        Some(p) => p.scatter_around(x, c, y)?,
+                        None => dispatch!(t, v => sparse::gemv_cols(&t.csr, v, x, c, y)),
+                    }
+                    if c != 0.0 {
+                        y.iter_mut().zip(&self.row_sums).for_each(|(v, s)| *v += c * s);
                     }
                     return Ok(());
                 }
@@ -319,6 +341,24 @@ impl SparseWeights {
         expect_len("y", y.len(), rows.checked_mul(n).ok_or(overflow())?)?;
         dispatch!(self, v => sparse::spmm(&self.csr, v, b, n, y));
         Ok(())
+    }
+}
+
+/// The value `c` (zero, else `x[0]`) that all but at most `limit` entries of `x` equal, if any.
+/// A finite `c` only: shifting by an infinity would turn the product into NaNs.
+fn sparse_around(x: &[f32], limit: usize) -> Option<f32> {
+    let c = x.first().copied().filter(|c| c.is_finite() && *c != 0.0).unwrap_or(0.0);
+    let (mut off_zero, mut off_c) = (0usize, 0usize);
+    for v in x {
+        off_zero += (*v != 0.0) as usize;
+        off_c += (*v != c) as usize;
+    }
+    if off_zero <= limit {
+        Some(0.0)
+    } else if off_c <= limit {
+        Some(c)
+    } else {
+        None
     }
 }
 

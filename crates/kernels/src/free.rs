@@ -196,11 +196,12 @@ mod tests {
     }
 
     proptest! {
-        /// The column-skipping GEMV (inputs mostly zero) against the reference, for float and
-        /// codebook values.
+        /// The column-skipping GEMV (inputs mostly zero, or mostly one background value `bg`
+        /// as in a normalised image) against the reference, for float and codebook values.
         #[test]
         fn column_path_matches_reference(
             rows in 1usize..60, cols in 1usize..90, density in 0.0f32..1.0, zeros in 0.0f32..1.0,
+            bg in prop_oneof![Just(0.0f32), -2.0f32..2.0],
             lut in any::<bool>(), packed in any::<bool>(), seed in any::<u64>(),
         ) {
             let (rp, ci) = random_csr(rows, cols, density, seed);
@@ -214,7 +215,7 @@ mod tests {
             let x: Vec<f32> = vector(cols, seed ^ 3)
                 .into_iter()
                 .zip(&u)
-                .map(|(v, u)| if (u + 1.0) / 2.0 < zeros { 0.0 } else { v })
+                .map(|(v, u)| if (u + 1.0) / 2.0 < zeros { bg } else { v })
                 .collect();
             let w = SparseWeights::new(Csr::new(rows, cols, rp.clone(), ci.clone()).unwrap(), values.clone())
                 .unwrap()
@@ -224,7 +225,9 @@ mod tests {
             w.matmul(&x, 1, &mut fast).unwrap();
             let mut slow = vec![0.0; rows];
             reference::csr_matmul(rows, cols, &rp, &ci, |j| values.get(j), &x, 1, &mut slow);
-            assert_close(&fast, &slow, &scale_matmul(rows, cols, &rp, &ci, |j| values.get(j), &x, 1))?;
+            // Shifting by `bg` rounds terms of size |w|·(|x| + |bg|).
+            let xs: Vec<f32> = x.iter().map(|v| v.abs() + bg.abs()).collect();
+            assert_close(&fast, &slow, &scale_matmul(rows, cols, &rp, &ci, |j| values.get(j), &xs, 1))?;
         }
     }
 

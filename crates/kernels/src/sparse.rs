@@ -127,11 +127,14 @@ unsafe fn gemv_rows<V: Vals + ?Sized>(csr: &Csr, v: &V, x: &[f32], y: &mut [f32]
 /// the columns whose `x` is zero: each non-zero `x[c]` scatters `x[c] * W[:, c]` into `y`. This
 /// is EIE's (Han et al. 2016) use of activation sparsity — MNIST pixels are ~80% zero and ReLU
 /// outputs about half. Requires `x.len() == wt.rows()` and `y.len() == wt.cols()`.
-pub(crate) fn gemv_cols<V: Vals + ?Sized>(wt: &Csr, v: &V, x: &[f32], y: &mut [f32]) {
+///
+/// With `shift` non-zero it computes `W (x − shift)`, skipping the columns where `x == shift`.
+pub(crate) fn gemv_cols<V: Vals + ?Sized>(wt: &Csr, v: &V, x: &[f32], shift: f32, y: &mut [f32]) {
     debug_assert!(x.len() == wt.rows() && y.len() == wt.cols());
     y.fill(0.0);
     let (cp, ri) = (wt.row_ptr(), wt.col_idx());
-    for (c, &xc) in x.iter().enumerate() {
+    for (c, &xv) in x.iter().enumerate() {
+        let xc = xv - shift;
         if xc == 0.0 {
             continue;
         }

@@ -89,6 +89,13 @@ pub(crate) unsafe fn packed_gemv(
 /// # Safety
 /// AVX2 and FMA are available, plus the contract of [`crate::packed::scatter_portable`].
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn packed_scatter(row_ptr: &[u32], col: &[u16], val: &[f32], x: &[f32], y: &mut [f32]) {
-    crate::packed::scatter_portable(row_ptr, col, val, x, y)
+pub(crate) unsafe fn packed_scatter(
+    row_ptr: &[u32],
+    col: &[u16],
+    val: &[f32],
+    x: &[f32],
+    c: f32,
+    y: &mut [f32],
+) {
+    crate::packed::scatter_portable(row_ptr, col, val, x, c, y)
 }
