@@ -26,6 +26,12 @@ pub enum Encoding {
     /// Sparse positions + codebook indices. `payload = vlen(nnz) + 1 + index + vlen(k) + 4k +
     /// stream(codes)`; a fixed code stream is `ceil(nnz * max(1, ceil(log2 k)) / 8)` bytes.
     SparseCodebook = 4,
+    /// [`Encoding::SparseF32`] with positions in aligned blocks of `B` consecutive columns, all
+    /// `B` entries of a block stored. `payload = vlen(nnz) + 2 + index(blocks) + 4 * nnz`.
+    SparseBlockF32 = 5,
+    /// [`Encoding::SparseCodebook`] with block positions as in [`Encoding::SparseBlockF32`].
+    /// `payload = vlen(nnz) + 2 + index(blocks) + vlen(k) + 4k + stream(codes)`.
+    SparseBlockCodebook = 6,
 }
 
 impl Encoding {
@@ -36,6 +42,8 @@ impl Encoding {
             2 => Encoding::DenseI64,
             3 => Encoding::SparseF32,
             4 => Encoding::SparseCodebook,
+            5 => Encoding::SparseBlockF32,
+            6 => Encoding::SparseBlockCodebook,
             _ => return None,
         })
     }
@@ -47,8 +55,62 @@ impl Encoding {
             Encoding::DenseI64 => "dense_i64",
             Encoding::SparseF32 => "sparse_f32",
             Encoding::SparseCodebook => "sparse_codebook",
+            Encoding::SparseBlockF32 => "sparse_block_f32",
+            Encoding::SparseBlockCodebook => "sparse_block_codebook",
         }
     }
+
+    fn is_block(self) -> bool {
+        matches!(self, Encoding::SparseBlockF32 | Encoding::SparseBlockCodebook)
+    }
+
+    fn has_codebook(self) -> bool {
+        matches!(self, Encoding::SparseCodebook | Encoding::SparseBlockCodebook)
+    }
+}
+
+/// Block widths the writer tries, widest first.
+const BLOCK_WIDTHS: [usize; 4] = [16, 8, 4, 2];
+
+/// The widest block width `B` such that `cols` is a multiple of `B` and the stored entries are
+/// exactly a set of complete, aligned runs of `B` columns (a layer pruned with `block = B`).
+pub(crate) fn block_width(m: &SparseMatrix) -> Option<usize> {
+    let cols = m.cols();
+    if m.nnz() == 0 || m.nnz() == m.rows() * cols {
+        return None;
+    }
+    BLOCK_WIDTHS.into_iter().find(|&b| {
+        cols.is_multiple_of(b)
+            && m.nnz().is_multiple_of(b)
+            && (0..m.rows()).all(|r| {
+                let row = &m.col_idx[m.row_ptr[r] as usize..m.row_ptr[r + 1] as usize];
+                row.len().is_multiple_of(b)
+                    && row.chunks_exact(b).all(|c| {
+                        (c[0] as usize).is_multiple_of(b)
+                            && c.iter().enumerate().all(|(i, &x)| x == c[0] + i as u32)
+                    })
+            })
+    })
+}
+
+/// The matrix of block positions (`rows x cols/B`, one entry per block) of a blocked matrix.
+fn block_positions(m: &SparseMatrix, b: usize) -> SparseMatrix {
+    let row_ptr = m.row_ptr.iter().map(|&p| p / b as u32).collect();
+    let col_idx = m.col_idx.iter().step_by(b).map(|&c| c / b as u32).collect();
+    let nblocks = m.nnz() / b;
+    SparseMatrix {
+        shape: vec![m.rows(), m.cols() / b],
+        row_ptr,
+        col_idx,
+        values: SparseValues::F32(vec![0.0; nblocks]),
+    }
+}
+
+/// The element positions of blocks of width `b` given by block positions.
+fn expand_blocks(row_ptr: &[u32], col_idx: &[u32], b: usize) -> (Vec<u32>, Vec<u32>) {
+    let rp = row_ptr.iter().map(|&p| p * b as u32).collect();
+    let ci = col_idx.iter().flat_map(|&c| (0..b as u32).map(move |i| c * b as u32 + i)).collect();
+    (rp, ci)
 }
 
 /// Index coding "none": every position is stored.
@@ -138,16 +200,22 @@ pub(crate) fn write_sparse(
         return Err(CodecError::range(name, "index bits", format!("{b} not in 1..=16")));
     }
     let numel = m.rows() * m.cols();
-    let enc = match m.values {
-        SparseValues::F32(_) => Encoding::SparseF32,
-        SparseValues::Codebook { .. } => Encoding::SparseCodebook,
+    let block = block_width(m);
+    let enc = match (&m.values, block) {
+        (SparseValues::F32(_), None) => Encoding::SparseF32,
+        (SparseValues::Codebook { .. }, None) => Encoding::SparseCodebook,
+        (SparseValues::F32(_), Some(_)) => Encoding::SparseBlockF32,
+        (SparseValues::Codebook { .. }, Some(_)) => Encoding::SparseBlockCodebook,
     };
     let mut s = size(name, enc, numel, m.nnz());
     let start = begin_section(out);
     put_header(out, name, enc, &m.shape);
     put_varint(out, m.nnz() as u64);
     let index = (m.nnz() != numel).then(|| {
-        let syms = gap_symbols(m, b as u32);
+        let syms = match block {
+            Some(w) => gap_symbols(&block_positions(m, w), b as u32),
+            None => gap_symbols(m, b as u32),
+        };
         (syms.len(), stream::encode(&syms, 1 << b, b as u32, huffman))
     });
     let codes = match &m.values {
@@ -159,6 +227,9 @@ pub(crate) fn write_sparse(
     };
     let index_coding = index.as_ref().map_or(INDEX_NONE, |(_, st)| st.coding());
     out.push(index_coding | codes.as_ref().map_or(0, |c| c.coding() << 2));
+    if let Some(w) = block {
+        out.push(w as u8);
+    }
     s.header_bytes = out.len() - start;
     if let Some((n_sym, st)) = index {
         out.push(b);
@@ -252,7 +323,10 @@ pub(crate) fn read_tensor<'a>(
             };
             Stored::Dense(Tensor { shape, data })
         }
-        Encoding::SparseF32 | Encoding::SparseCodebook => {
+        Encoding::SparseF32
+        | Encoding::SparseCodebook
+        | Encoding::SparseBlockF32
+        | Encoding::SparseBlockCodebook => {
             let m = read_sparse(&mut r, enc, shape, numel, &mut s)?;
             Stored::Sparse(m)
         }
@@ -281,9 +355,23 @@ fn read_sparse(
     s.nnz = nnz;
     let streams = r.u8("stream codings")?;
     let (ic, cc) = (streams & 3, (streams >> 2) & 3);
-    if streams >> 4 != 0 || ic > INDEX_NONE || cc > 1 || (enc == Encoding::SparseF32 && cc != 0) {
+    if streams >> 4 != 0 || ic > INDEX_NONE || cc > 1 || (!enc.has_codebook() && cc != 0) {
         return Err(CodecError::range(name, "stream codings", format!("byte {streams:#04x}")));
     }
+    // Block encodings: positions are those of `w`-wide blocks on a `rows x cols/w` grid.
+    let w = if enc.is_block() {
+        let w = r.u8("block width")? as usize;
+        if !(2..=16).contains(&w) || !cols.is_multiple_of(w) || !nnz.is_multiple_of(w) || ic == INDEX_NONE {
+            return Err(CodecError::range(
+                name,
+                "block width",
+                format!("{w} for {cols} columns, {nnz} entries and index coding {ic}"),
+            ));
+        }
+        w
+    } else {
+        1
+    };
     let (row_ptr, col_idx) = if ic == INDEX_NONE {
         if nnz != numel {
             return Err(CodecError::IndexOverflow {
@@ -304,9 +392,14 @@ fn read_sparse(
         s.index_bytes = r.pos() - start - st.table_bytes;
         s.table_bytes += st.table_bytes;
         s.index_stream = Some(st);
-        csr_from_gaps(&syms, b as u32, nnz, rows, cols, name)?
+        let (rp, ci) = csr_from_gaps(&syms, b as u32, nnz / w, rows, cols / w, name)?;
+        if w > 1 {
+            expand_blocks(&rp, &ci, w)
+        } else {
+            (rp, ci)
+        }
     };
-    let values = if enc == Encoding::SparseF32 {
+    let values = if !enc.has_codebook() {
         let data = r.take(4 * nnz, "values")?;
         s.value_bytes = data.len();
         SparseValues::F32(f32s(data))

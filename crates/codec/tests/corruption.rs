@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{lenet_300_100, random_sparse, Rng};
+use common::{lenet_300_100, random_blocked, random_sparse, Rng};
 use deepshrink_codec::{
     from_bytes, from_bytes_with, to_bytes, CodecError, DskModel, PackOptions, ReadOptions,
 };
@@ -18,6 +18,7 @@ fn small_file() -> Vec<u8> {
     model.sparse.insert("fc1.weight".into(), random_sparse(&mut rng, &[30, 78], 0.1, Some(3)));
     model.sparse.insert("fc2.weight".into(), random_sparse(&mut rng, &[10, 30], 0.3, None));
     model.sparse.insert("fc3.weight".into(), random_sparse(&mut rng, &[10, 10], 1.0, Some(2)));
+    model.sparse.insert("blocked.weight".into(), random_blocked(&mut rng, &[6, 16], 4, 0.4, Some(3)));
     model.graph.weights.insert("fc1.bias".into(), Tensor::f32(vec![30], vec![0.5; 30]));
     model.graph.weights.insert("fc2.bias".into(), Tensor::f32(vec![10], vec![0.5; 10]));
     model.graph.weights.insert("steps".into(), Tensor::i64(vec![2], vec![1, 2]));
@@ -30,6 +31,7 @@ fn small_file() -> Vec<u8> {
         .map(|s| s.huffman)
         .collect();
     assert!(streams.contains(&true) && streams.contains(&false), "{streams:?}");
+    assert!(report.tensors.iter().any(|t| t.encoding == "sparse_block_codebook"));
     assert_eq!(from_bytes(&bytes).unwrap(), model);
     bytes
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{lenet_300_100, random_sparse, Rng};
+use common::{lenet_300_100, random_blocked, random_sparse, Rng};
 use deepshrink_codec::{
     from_bytes, from_bytes_with, to_bytes, DskModel, PackOptions, ReadOptions, SparseMatrix, SparseValues,
 };
@@ -190,6 +190,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn random_matrices_round_trip(m in arb_matrix()) {
+        check_round_trip(&model_of("w", m));
+    }
+
+    #[test]
+    fn random_blocked_matrices_round_trip(
+        rows in 1usize..10, cols4 in 1usize..12, block in prop::sample::select(vec![2usize, 4, 8]),
+        density in 0.0f64..1.0, seed in any::<u64>(), bits in prop::option::of(1u32..9),
+    ) {
+        let m = random_blocked(&mut Rng(seed), &[rows, cols4 * 8], block, density, bits);
         check_round_trip(&model_of("w", m));
     }
 

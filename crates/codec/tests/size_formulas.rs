@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{random_sparse, Rng};
+use common::{random_blocked, random_sparse, Rng};
 use deepshrink_codec::bits::vlen;
 use deepshrink_codec::huffman::HuffmanCode;
 use deepshrink_codec::sparse_index::{gap_symbol_count, gap_symbols};
@@ -111,4 +111,57 @@ fn dense_sections_match_their_formula() {
     }
     assert_eq!(offset, bytes.len());
     assert!(report.header_and_graph_bytes > HEADER_LEN);
+}
+
+/// Tags 5 and 6: a matrix pruned in aligned blocks stores block positions (a `rows x cols/B`
+/// grid, one gap symbol per block) and one byte of block width after the `streams` byte.
+#[test]
+fn block_sections_match_their_formula() {
+    let mut rng = Rng(12);
+    for shape in [vec![30, 40], vec![8, 3, 4, 4], vec![3, 784]] {
+        for density in [0.05, 0.3, 0.9] {
+            for bits in [None, Some(5)] {
+                let m = random_blocked(&mut rng, &shape, 4, density, bits);
+                let cols = m.cols();
+                // The block grid, built independently of the writer.
+                let mut grid = vec![0.0f32; m.rows() * cols / 4];
+                for r in 0..m.rows() {
+                    for j in m.row_ptr[r] as usize..m.row_ptr[r + 1] as usize {
+                        grid[(r * cols + m.col_idx[j] as usize) / 4] = 1.0;
+                    }
+                }
+                let blocks = SparseMatrix::from_dense(&[m.rows(), cols / 4], &grid);
+                assert_eq!(4 * blocks.nnz(), m.nnz());
+                for huffman in [false, true] {
+                    for b in [2u8, 5, 8] {
+                        let model = DskModel {
+                            graph: Graph::default(),
+                            sparse: BTreeMap::from([("w".to_string(), m.clone())]),
+                        };
+                        let (_, report) =
+                            to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
+                        let t = &report.tensors[0];
+                        let syms = gap_symbols(&blocks, b as u32);
+                        let mut expected = 8 + header("w", &m.shape) + vlen(m.nnz() as u64) + 2;
+                        expected +=
+                            1 + vlen(syms.len() as u64) + stream_bytes(&syms, 1 << b, b as u32, huffman);
+                        expected += match &m.values {
+                            SparseValues::F32(v) => 4 * v.len(),
+                            SparseValues::Codebook { centroids, codes } => {
+                                let k = centroids.len();
+                                let syms: Vec<u32> = codes.iter().map(|&c| c as u32).collect();
+                                vlen(k as u64) + 4 * k + stream_bytes(&syms, k, code_width(k), huffman)
+                            }
+                        };
+                        let name = if bits.is_some() { "sparse_block_codebook" } else { "sparse_block_f32" };
+                        assert_eq!(
+                            (t.encoding.as_str(), t.total_bytes),
+                            (name, expected),
+                            "{shape:?} {density}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

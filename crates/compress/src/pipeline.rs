@@ -9,7 +9,9 @@ use deepshrink_graph::Graph;
 use serde::Serialize;
 
 use crate::constraint::Constraint;
-use crate::prune::{global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope};
+use crate::prune::{
+    block_magnitude_mask, global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope,
+};
 use crate::share::{cluster, ShareConfig};
 use crate::{
     compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
@@ -224,8 +226,9 @@ fn prune(
             }
             _ => None,
         };
-        for (name, _) in &state.layers {
+        for (name, kind) in &state.layers {
             let w = params.value(name).expect("layer weight exists").to_vec();
+            let row_len = params.shape(name).and_then(|s| s.last().copied()).unwrap_or(1);
             let c = state.hook.constraints.entry(name.clone()).or_default();
             let prev = c.mask.as_deref();
             let mask = if let Some(th) = global {
@@ -234,7 +237,19 @@ fn prune(
                 quality_mask(&w, prev, q * frac)
             } else {
                 let s = cfg.layers.get(name).copied().or(cfg.sparsity).unwrap_or(0.0);
-                magnitude_mask(&w, prev, (s * frac * w.len() as f32).round() as usize)
+                let block = cfg.block_of(name);
+                if block > 1 && *kind == LayerKind::Fc {
+                    let groups = w.len().div_ceil(row_len) * row_len.div_ceil(block);
+                    block_magnitude_mask(
+                        &w,
+                        row_len,
+                        block,
+                        prev,
+                        (s * frac * groups as f32).round() as usize,
+                    )
+                } else {
+                    magnitude_mask(&w, prev, (s * frac * w.len() as f32).round() as usize)
+                }
             };
             c.mask = Some(mask);
         }

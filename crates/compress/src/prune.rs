@@ -75,6 +75,22 @@ pub struct PruneConfig {
     pub retrain_epochs: usize,
     /// Retraining learning rate (Adam, cosine-decayed within each cycle).
     pub lr: f32,
+    /// Prune fully-connected weights in aligned groups of this many consecutive entries of a row
+    /// (consecutive inputs for a `[out, in]` weight), ranked by the group's L2 norm. With 4 the
+    /// runtime's 1x4-block kernel runs the layer: one index and one 4-wide load per group
+    /// instead of per weight. 1 (the default) prunes weight by weight. Convolutions are always
+    /// pruned weight by weight.
+    pub block: usize,
+    /// Per-layer block sizes by weight name, overriding `block` (e.g. `{ "fc3.weight" = 1 }`
+    /// keeps a small classifier layer element-wise).
+    pub block_layers: BTreeMap<String, usize>,
+}
+
+impl PruneConfig {
+    /// The block size of a fully-connected weight.
+    pub fn block_of(&self, name: &str) -> usize {
+        self.block_layers.get(name).copied().unwrap_or(self.block)
+    }
 }
 
 impl Default for PruneConfig {
@@ -88,6 +104,8 @@ impl Default for PruneConfig {
             steps: 3,
             retrain_epochs: 2,
             lr: 1e-4,
+            block: 1,
+            block_layers: BTreeMap::new(),
         }
     }
 }
@@ -124,6 +142,16 @@ impl PruneConfig {
         }
         if self.steps == 0 {
             return bad("steps must be at least 1".into());
+        }
+        for (name, &b) in std::iter::once((&"every layer".to_string(), &self.block)).chain(&self.block_layers)
+        {
+            if !(1..=64).contains(&b) {
+                return bad(format!("block of {name} is {b}; it must be in 1..=64"));
+            }
+        }
+        let blocked = self.block > 1 || self.block_layers.values().any(|&b| b > 1);
+        if blocked && (self.scope == Scope::Global || self.quality.is_some()) {
+            return bad("block pruning ranks blocks within a layer: use per-layer sparsity".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr {} must be positive", self.lr));
@@ -167,6 +195,40 @@ pub fn magnitude_mask(w: &[f32], prev: Option<&[bool]>, drop: usize) -> Vec<bool
     mask
 }
 
+/// [`magnitude_mask`] over aligned groups of `block` consecutive entries of each row of
+/// `row_len` entries (the last group of a row may be shorter): the `drop` groups of smallest L2
+/// norm that are not already pruned lose all their entries. A group counts as pruned when none
+/// of its entries is kept.
+pub fn block_magnitude_mask(
+    w: &[f32],
+    row_len: usize,
+    block: usize,
+    prev: Option<&[bool]>,
+    drop: usize,
+) -> Vec<bool> {
+    let row_len = row_len.max(1);
+    let block = block.clamp(1, row_len);
+    // Group g covers entries [start, end) of one row.
+    let groups: Vec<(usize, usize)> = (0..w.len())
+        .step_by(row_len)
+        .flat_map(|r| (r..r + row_len.min(w.len() - r)).step_by(block).map(move |s| (s, r + row_len)))
+        .map(|(s, row_end)| (s, (s + block).min(row_end).min(w.len())))
+        .collect();
+    let norms: Vec<f32> =
+        groups.iter().map(|&(s, e)| w[s..e].iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
+    let alive: Option<Vec<bool>> =
+        prev.map(|p| groups.iter().map(|&(s, e)| p[s..e].iter().any(|&k| k)).collect());
+    let keep_groups = magnitude_mask(&norms, alive.as_deref(), drop);
+    let mut mask = vec![true; w.len()];
+    for (&(s, e), &keep) in groups.iter().zip(&keep_groups) {
+        mask[s..e].iter_mut().for_each(|m| *m = keep);
+    }
+    if let Some(p) = prev {
+        mask.iter_mut().zip(p).for_each(|(m, &k)| *m &= k);
+    }
+    mask
+}
+
 /// Han et al. 2015's threshold: keep |w| >= quality x std(w).
 pub fn quality_mask(w: &[f32], prev: Option<&[bool]>, quality: f32) -> Vec<bool> {
     let n = w.len().max(1) as f64;
@@ -198,6 +260,22 @@ mod tests {
         let prev = [true, true, true, false, true];
         // The already-pruned entry counts first, whatever its value.
         assert_eq!(magnitude_mask(&w, Some(&prev), 2), vec![true, true, false, false, true]);
+    }
+
+    #[test]
+    fn block_mask_drops_whole_groups_within_rows() {
+        // Two rows of 5: groups [0,4) [4,5) | [5,9) [9,10).
+        let w = [1.0, 1.0, 1.0, 1.0, 0.1, 0.2, 0.2, 0.2, 0.2, 3.0];
+        // Norms: 2.0, 0.1, 0.4, 3.0 -> dropping two removes the 0.1 and 0.4 groups.
+        let m = block_magnitude_mask(&w, 5, 4, None, 2);
+        assert_eq!(m, [true, true, true, true, false, false, false, false, false, true]);
+        // An already-pruned group counts first; a kept entry of a group keeps it eligible.
+        let mut prev = [true; 10];
+        prev[..4].iter_mut().for_each(|p| *p = false);
+        let m = block_magnitude_mask(&w, 5, 4, Some(&prev), 2);
+        assert_eq!(m, [false, false, false, false, false, true, true, true, true, true]);
+        // Block 1 is plain magnitude pruning.
+        assert_eq!(block_magnitude_mask(&w, 5, 1, None, 3), magnitude_mask(&w, None, 3));
     }
 
     #[test]

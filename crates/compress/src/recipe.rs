@@ -107,6 +107,9 @@ mod tests {
             ("[[pass]]\nkind = \"prune\"\nsparsty = 0.5\n", "sparsty"),
             ("[[pass]]\nkind = \"prune\"\nsparsity = 1.0\n", "[0, 1)"),
             ("[[pass]]\nkind = \"share\"\nbits_fc = 0\n", "1..=16"),
+            ("[[pass]]\nkind = \"prune\"\nblock = 0\n", "1..=64"),
+            ("[[pass]]\nkind = \"prune\"\nblock_layers = { \"fc1.weight\" = 65 }\n", "fc1.weight"),
+            ("[[pass]]\nkind = \"prune\"\nscope = \"global\"\nblock = 4\n", "per-layer"),
             ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),
             ("description = \"x\"\n", "pass"),
         ];

@@ -1,5 +1,6 @@
 //! Validated sparse weights: the CSR structure and the value encodings kernels run on.
 
+use crate::block::BlockPacked;
 use crate::error::{expect_len, KernelError};
 use crate::packed::RowPacked;
 use crate::sparse::{self, Lut};
@@ -224,6 +225,8 @@ pub struct SparseWeights {
     /// `W · 1` (the sum of every row), built with the column index: the correction term of the
     /// shifted activation-sparse GEMV.
     row_sums: Vec<f32>,
+    /// The 1x4-block layout, built by [`SparseWeights::with_blocks`].
+    blocked: Option<Box<BlockPacked>>,
 }
 
 impl SparseWeights {
@@ -231,7 +234,7 @@ impl SparseWeights {
     pub fn new(csr: Csr, values: Values) -> Result<SparseWeights, KernelError> {
         expect_len("values", values.len(), csr.nnz())?;
         values.check_codes()?;
-        Ok(SparseWeights { csr, values, by_col: None, packed: None, row_sums: Vec::new() })
+        Ok(SparseWeights { csr, values, by_col: None, packed: None, row_sums: Vec::new(), blocked: None })
     }
 
     /// The structure.
@@ -244,11 +247,13 @@ impl SparseWeights {
         &self.values
     }
 
-    /// `"sparse-f32"` or `"sparse-lut"`.
+    /// `"sparse-f32"` or `"sparse-lut"`, with `"-1x4"` when batch-1 products run on blocks.
     pub fn kind(&self) -> &'static str {
-        match self.values {
-            Values::F32(_) => "sparse-f32",
-            _ => "sparse-lut",
+        match (&self.values, self.blocked.is_some()) {
+            (Values::F32(_), false) => "sparse-f32",
+            (Values::F32(_), true) => "sparse-f32-1x4",
+            (_, false) => "sparse-lut",
+            (_, true) => "sparse-lut-1x4",
         }
     }
 
@@ -261,6 +266,7 @@ impl SparseWeights {
             by_col: None,
             packed: None,
             row_sums: Vec::new(),
+            blocked: None,
         }
     }
 
@@ -295,6 +301,18 @@ impl SparseWeights {
         self
     }
 
+    /// Also keeps a [`BlockPacked`] copy when the non-zeros fill aligned 1x4 blocks at least
+    /// [`crate::MIN_FILL`] full (a layer pruned with `block = 4`); batch-1 products then run on it.
+    pub fn with_blocks(mut self) -> SparseWeights {
+        self.blocked = BlockPacked::new(&self, crate::MIN_FILL).map(Box::new);
+        self
+    }
+
+    /// True if batch-1 products run on 1x4 blocks ([`SparseWeights::with_blocks`]).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
     /// `y = x · Wᵀ` for `x` row-major `[batch, cols]` and `y` `[batch, rows]` (a Gemm with
     /// `trans_b`). Batch 1 runs a sparse GEMV; larger batches transpose `x` and run [`Self::spmm`].
     pub fn matmul(&self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<(), KernelError> {
@@ -302,6 +320,9 @@ impl SparseWeights {
         expect_len("x", x.len(), batch.checked_mul(cols).ok_or(overflow())?)?;
         expect_len("y", y.len(), batch.checked_mul(rows).ok_or(overflow())?)?;
         if batch == 1 {
+            if let Some(b) = &self.blocked {
+                return b.gemv(x, y);
+            }
             if let Some(t) =
                 self.by_col.as_ref().filter(|_| self.csr.nnz() >= COLUMN_PATH_MIN_NNZ_PER_INPUT * cols)
             {

@@ -38,6 +38,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod block;
 mod csr;
 mod dense;
 mod error;
@@ -49,6 +50,7 @@ mod sparse;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use block::{BlockPacked, BLOCK, MIN_FILL};
 pub use csr::{
     Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY, COLUMN_PATH_MIN_NNZ_PER_INPUT,
     PACKED_COLUMN_PATH_MAX_DENSITY,

@@ -99,3 +99,41 @@ pub(crate) unsafe fn packed_scatter(
 ) {
     crate::packed::scatter_portable(row_ptr, col, val, x, c, y)
 }
+
+/// The batch-1 GEMV over a [`crate::BlockPacked`]: two blocks per 8-lane fused multiply-add (the
+/// four values of consecutive blocks are contiguous; the two 4-wide slices of `x` are joined in
+/// one register), two accumulators to cover the FMA latency.
+///
+/// # Safety
+/// AVX2 and FMA are available, plus the contract of [`crate::block::gemv_portable`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn block_gemv(row_ptr: &[u32], col: &[u16], val: &[f32], x: &[f32], y: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (px, pv, pc) = (x.as_ptr(), val.as_ptr(), col.as_ptr());
+    let pair = |b: usize| {
+        let lo = _mm_loadu_ps(px.add(*pc.add(b) as usize));
+        let hi = _mm_loadu_ps(px.add(*pc.add(b + 1) as usize));
+        _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(lo), hi)
+    };
+    for (r, yr) in y.iter_mut().enumerate() {
+        let (s, e) = (*row_ptr.get_unchecked(r) as usize, *row_ptr.get_unchecked(r + 1) as usize);
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = s;
+        while b + 4 <= e {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pv.add(b * 4)), pair(b), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(pv.add(b * 4 + 8)), pair(b + 2), a1);
+            b += 4;
+        }
+        if b + 2 <= e {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pv.add(b * 4)), pair(b), a0);
+            b += 2;
+        }
+        let v = _mm256_add_ps(a0, a1);
+        let mut h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        if b < e {
+            h = _mm_fmadd_ps(_mm_loadu_ps(pv.add(b * 4)), _mm_loadu_ps(px.add(*pc.add(b) as usize)), h);
+        }
+        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        *yr = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps::<1>(h, h)));
+    }
+}

@@ -225,8 +225,12 @@ fn sparse_exec(
             // The kernels compute x · Wᵀ with W = [N, K]; B is [N, K] only with trans_b.
             // The column index lets batch-1 calls skip inputs that are zero (ReLU outputs, blank
             // pixels); the packed rows (u16 columns, codebook expanded to f32) run the other
-            // batch-1 calls. Both cost memory, not file size.
-            let w = if *trans_b { w.clone() } else { w.transpose() }.with_column_index().with_packed_rows();
+            // batch-1 calls, or 1x4 blocks when the layer was pruned in blocks. All cost memory,
+            // not file size.
+            let w = if *trans_b { w.clone() } else { w.transpose() }
+                .with_column_index()
+                .with_packed_rows()
+                .with_blocks();
             Ok(Exec::SparseGemm(SparseGemm { w, alpha: *alpha, beta: *beta, trans_a: *trans_a }))
         }
         (Op::Conv(a), 1) => {

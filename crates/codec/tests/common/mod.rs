@@ -73,3 +73,36 @@ pub fn lenet_300_100(seed: u64, density: f64, bits: Option<u32>) -> DskModel {
     g.outputs = vec![deepshrink_graph::ValueInfo::batched(&x, &[10])];
     DskModel { graph: g, sparse }
 }
+
+/// A random matrix (`shape[0]` rows) whose stored entries are complete aligned runs of `block`
+/// columns, each run kept with probability `density`: what pruning with `block = B` leaves.
+pub fn random_blocked(
+    rng: &mut Rng,
+    shape: &[usize],
+    block: usize,
+    density: f64,
+    codebook_bits: Option<u32>,
+) -> SparseMatrix {
+    let n: usize = shape.iter().product();
+    let mut dense = vec![0.0f32; n];
+    for start in (0..n).step_by(block) {
+        if rng.unit() < density {
+            for v in &mut dense[start..start + block] {
+                *v = (rng.unit() as f32 - 0.5) * 0.2 + 1e-3;
+            }
+        }
+    }
+    let mut m = random_sparse(rng, shape, 0.0, codebook_bits);
+    let base = SparseMatrix::from_dense(shape, &dense);
+    m.row_ptr = base.row_ptr;
+    m.col_idx = base.col_idx;
+    m.values = match m.values {
+        SparseValues::F32(_) => base.values,
+        SparseValues::Codebook { centroids, .. } => {
+            let k = centroids.len() as u64;
+            let codes = (0..m.col_idx.len()).map(|_| rng.below(k) as u16).collect();
+            SparseValues::Codebook { centroids, codes }
+        }
+    };
+    m
+}
