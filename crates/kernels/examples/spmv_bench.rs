@@ -13,7 +13,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use deepshrink_kernels::{dense_gemv, pair_chunks_mut, Csr, RowPacked, SparseWeights, Values};
+use deepshrink_kernels::{
+    dense_gemv, pair_chunks_mut, BlockPacked, Csr, RowPacked, SparseWeights, Values, BLOCK,
+};
 
 /// Layer, rows, cols, and the fraction of the layer's input that is zero on real data: MNIST
 /// pixels are 81% zero, ReLU outputs about half; LeNet-5's fc1 reads max-pooled conv outputs
@@ -208,5 +210,50 @@ fn main() {
             );
             println!("| {name} | {:.0}% | {:.2} | {:.2} |", zeros * 100.0, t[0] / 1e3, t[1] / 1e3);
         }
+    }
+    println!();
+    println!("The same densities pruned in aligned 1x4 blocks (`block = 4`): dense f32 on the `gemm` crate, the element-wise packed GEMV and the block GEMV on the same matrix:");
+    println!();
+    println!("| layer | rows x cols | density | gemm 1T µs | packed 1T µs | 1x4 blocks µs | gemm / blocks |");
+    println!("|---|---|---|---|---|---|---|");
+    for &(name, rows, cols, density, _) in SHAPES {
+        let mut w = vec![0.0f32; rows * cols];
+        let (mut rp, mut ci, mut vals) = (vec![0u32], Vec::new(), Vec::new());
+        for r in 0..rows {
+            for c0 in (0..cols).step_by(BLOCK) {
+                if rng.next() < density {
+                    for c in c0..(c0 + BLOCK).min(cols) {
+                        let v = rng.next() - 0.5;
+                        w[r * cols + c] = v;
+                        ci.push(c as u32);
+                        vals.push(v);
+                    }
+                }
+            }
+            rp.push(ci.len() as u32);
+        }
+        let sw = SparseWeights::new(Csr::new(rows, cols, rp, ci).expect("valid CSR"), Values::F32(vals))
+            .expect("valid");
+        let (pk, bk) = (RowPacked::new(&sw).expect("u16"), BlockPacked::new(&sw, 0.5).expect("full blocks"));
+        let x: Vec<f32> = (0..cols).map(|_| rng.next() + 0.01).collect();
+        let mut ys = vec![vec![0.0f32; rows]; 3];
+        let [y0, y1, y2] = &mut ys[..] else { unreachable!() };
+        let t = measure(
+            samples,
+            &mut [
+                &mut || gemm_gemv(rows, cols, black_box(&w), black_box(&x), y0, gemm::Parallelism::None),
+                &mut || pk.gemv(black_box(&x), y1).unwrap(),
+                &mut || bk.gemv(black_box(&x), y2).unwrap(),
+            ],
+        );
+        assert!(ys[2].iter().zip(&ys[0]).all(|(a, b)| (a - b).abs() < 1e-3));
+        println!(
+            "| {name} | {rows}x{cols} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.1}x |",
+            density * 100.0,
+            t[0] / 1e3,
+            t[1] / 1e3,
+            t[2] / 1e3,
+            t[0] / t[2]
+        );
     }
 }

@@ -125,10 +125,13 @@ pub const COLUMN_PATH_MAX_DENSITY: f32 = 0.5;
 /// packed scatter beats the packed row GEMV below about 60% non-zero inputs (bench/kernels.md).
 pub const PACKED_COLUMN_PATH_MAX_DENSITY: f32 = 0.6;
 
-/// Non-zeros per input below which the column path never pays: with a couple of weights per
-/// input, testing each input (a branch that mispredicts on ReLU outputs) costs more than the
-/// products it skips (LeNet-300-100's fc3, 10x100 at 25%, ran 1.6x slower on it).
-pub const COLUMN_PATH_MIN_NNZ_PER_INPUT: usize = 8;
+/// Non-zeros per input below which the column path never pays: with few weights per input,
+/// the per-input work (and the short inner loops) costs more than the products it skips.
+/// LeNet-300-100's fc3 (10x100 at 25%, 2.5 per input) ran 1.6x slower on it, and its fc2
+/// (100x300 at 10%, 10 per input) 1.7x slower on real MNIST activations (2.4 vs 1.4 µs in
+/// `deepshrink bench --data data/mnist`, bench/kernels.md); fc1 (784 inputs, 18 per input)
+/// gains.
+pub const COLUMN_PATH_MIN_NNZ_PER_INPUT: usize = 16;
 
 /// The values of the non-zeros of a [`SparseWeights`].
 #[derive(Debug, Clone, PartialEq)]
