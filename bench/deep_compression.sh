@@ -18,7 +18,7 @@ for net in lenet-300-100 lenet-5; do
   $ds compress "$out/$net.onnx" --recipe "$recipe" --seed 0 --out "$out/$net.dsk" --report "$out/$net.report.json" > "$out/$net.md"
   $ds eval "$out/$net.dsk" --json > "$out/$net.eval.json"
   $ds eval "$out/$net.onnx" --json > "$out/$net.baseline-eval.json"
-  $ds bench "$out/$net.dsk" --batch 1 --runs 2000 --json > "$out/$net.bench.json"
-  $ds bench "$out/$net.dsk" --batch 1 --runs 2000 > "$out/$net.bench.md"
+  $ds bench "$out/$net.dsk" --batch 1 --runs 2000 --data data/mnist --json > "$out/$net.bench.json"
+  $ds bench "$out/$net.dsk" --batch 1 --runs 2000 --data data/mnist > "$out/$net.bench.md"
 done
 ls -l "$out"

@@ -31,12 +31,28 @@ pub struct Clusters {
 /// Clusters `values` into at most `k` (1..=65536) groups by Lloyd's algorithm from `init`,
 /// until no assignment changes or `max_iter` rounds. Empty clusters are dropped.
 pub fn kmeans_1d(values: &[f32], k: usize, init: Init, seed: u64, max_iter: usize) -> Clusters {
+    kmeans_1d_weighted(values, None, k, init, seed, max_iter)
+}
+
+/// [`kmeans_1d`] minimising `Σ h_i (v_i − c(i))²` for non-negative importances `h` (Choi, El-Khamy
+/// and Lee 2017's Hessian-weighted k-means, with `h` a diagonal Hessian estimate). The nearest
+/// centroid does not depend on `h_i`, so only the update changes: each centroid is its members'
+/// `h`-weighted mean (their plain mean if all their `h` are zero).
+pub fn kmeans_1d_weighted(
+    values: &[f32],
+    importance: Option<&[f32]>,
+    k: usize,
+    init: Init,
+    seed: u64,
+    max_iter: usize,
+) -> Clusters {
     assert!((1..=65536).contains(&k), "k must be in 1..=65536");
     if values.is_empty() {
         return Clusters { centroids: Vec::new(), assign: Vec::new() };
     }
-    let mut sorted: Vec<f32> = values.to_vec();
-    sorted.sort_by(f32::total_cmp);
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let sorted: Vec<f32> = order.iter().map(|&i| values[i]).collect();
     let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
     let n = sorted.len();
     let mut c: Vec<f32> = match init {
@@ -50,11 +66,13 @@ pub fn kmeans_1d(values: &[f32], k: usize, init: Init, seed: u64, max_iter: usiz
     };
     c.sort_by(f32::total_cmp);
     c.dedup();
-    // Prefix sums for O(1) cluster means.
-    let mut prefix = Vec::with_capacity(n + 1);
-    prefix.push(0.0f64);
-    for &v in &sorted {
+    // Prefix sums for O(1) cluster means: of v, of h·v and of h.
+    let (mut prefix, mut prefix_hv, mut prefix_h) = (vec![0.0f64], vec![0.0f64], vec![0.0f64]);
+    for (&v, &i) in sorted.iter().zip(&order) {
+        let h = importance.map_or(1.0, |h| h[i].max(0.0) as f64);
         prefix.push(prefix.last().unwrap() + v as f64);
+        prefix_hv.push(prefix_hv.last().unwrap() + h * v as f64);
+        prefix_h.push(prefix_h.last().unwrap() + h);
     }
     let bounds = |c: &[f32]| -> Vec<usize> {
         // bounds[j]..bounds[j+1] is cluster j's run in `sorted`.
@@ -72,7 +90,13 @@ pub fn kmeans_1d(values: &[f32], k: usize, init: Init, seed: u64, max_iter: usiz
         for j in 0..c.len() {
             let (s, e) = (b[j], b[j + 1]);
             if e > s {
-                next.push(((prefix[e] - prefix[s]) / (e - s) as f64) as f32);
+                let h = prefix_h[e] - prefix_h[s];
+                let mean = if h > 0.0 {
+                    (prefix_hv[e] - prefix_hv[s]) / h
+                } else {
+                    (prefix[e] - prefix[s]) / (e - s) as f64
+                };
+                next.push(mean as f32);
             }
         }
         next.dedup();
@@ -143,6 +167,24 @@ mod tests {
             let start = kmeans_1d(&v, 16, init, 1, 0);
             assert!(sse(&v, &cl) <= sse(&v, &start) + 1e-9);
         }
+    }
+
+    /// Hessian weighting pulls a centroid toward its important members (expected values by hand:
+    /// the h-weighted means), leaves the nearest-centroid assignment rule alone, and with equal
+    /// importances reduces to plain k-means.
+    #[test]
+    fn weighted_centroids_are_importance_weighted_means() {
+        let v = [0.0f32, 1.0, 10.0, 11.0];
+        let h = [1.0f32, 3.0, 0.0, 0.0];
+        let cl = kmeans_1d_weighted(&v, Some(&h), 2, Init::Linear, 0, 50);
+        // Cluster {0, 1}: (0·1 + 1·3) / 4 = 0.75; cluster {10, 11} has no importance: plain mean.
+        assert_eq!(cl.centroids, vec![0.75, 10.5]);
+        assert_eq!(cl.assign, vec![0, 0, 1, 1]);
+        let ones = [2.0f32; 4];
+        assert_eq!(
+            kmeans_1d_weighted(&v, Some(&ones), 2, Init::Linear, 0, 50),
+            kmeans_1d(&v, 2, Init::Linear, 0, 50)
+        );
     }
 
     /// Against brute force: for tiny inputs the best 2-clustering is a split point of the sorted

@@ -267,12 +267,19 @@ fn share(
     out: &mut Vec<StageReport>,
 ) -> Result<(), CompressError> {
     let start = Instant::now();
+    let hessian = if cfg.hessian {
+        let names: Vec<String> = state.layers.iter().map(|(n, _)| n.clone()).collect();
+        crate::hessian::squared_gradients(&mut state.model, ctx.train, cfg.calibration_samples, &names)?
+    } else {
+        BTreeMap::new()
+    };
     let mut params = state.model.params_mut();
     for (name, kind) in &state.layers {
         let bits = cfg.bits(name, *kind);
         let w = params.value(name).expect("layer weight exists").to_vec();
         let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
-        c.codebook = Some(cluster(&w, c.mask.as_deref(), bits, cfg.init, ctx.seed, cfg.max_iter));
+        let h = hessian.get(name).map(|h| &h[..]);
+        c.codebook = Some(cluster(&w, c.mask.as_deref(), h, bits, cfg.init, ctx.seed, cfg.max_iter));
         state.bits.insert(name.clone(), bits);
     }
     state.hook.enforce(&mut params);

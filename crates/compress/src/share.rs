@@ -16,6 +16,7 @@
 //! bits_conv = 8
 //! init = "linear"        # linear | density | random
 //! finetune_epochs = 1
+//! hessian = false        # true: Hessian-weighted k-means (Choi et al. 2017)
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::constraint::Codebook;
-use crate::kmeans::{kmeans_1d, Init};
+use crate::kmeans::{kmeans_1d_weighted, Init};
 use crate::{CompressError, LayerKind};
 
 /// Configuration of the share pass.
@@ -44,6 +45,12 @@ pub struct ShareConfig {
     pub finetune_epochs: usize,
     /// Fine-tuning learning rate (Adam, cosine-decayed).
     pub lr: f32,
+    /// Hessian-weighted k-means (Choi et al. 2017): each weight's squared distance to its
+    /// centroid is weighted by a diagonal Hessian estimate, the mean squared gradient over
+    /// `calibration_samples` training samples ([`crate::hessian`]).
+    pub hessian: bool,
+    /// Training samples of the Hessian estimate.
+    pub calibration_samples: usize,
 }
 
 impl Default for ShareConfig {
@@ -56,6 +63,8 @@ impl Default for ShareConfig {
             max_iter: 100,
             finetune_epochs: 1,
             lr: 1e-4,
+            hessian: false,
+            calibration_samples: 2048,
         }
     }
 }
@@ -78,6 +87,12 @@ impl ShareConfig {
                 detail: format!("lr {} must be positive", self.lr),
             });
         }
+        if self.hessian && self.calibration_samples == 0 {
+            return Err(CompressError::Config {
+                pass: "share",
+                detail: "hessian weighting needs calibration_samples >= 1".into(),
+            });
+        }
         Ok(())
     }
 
@@ -90,10 +105,12 @@ impl ShareConfig {
     }
 }
 
-/// Clusters the kept entries of `w` into at most `2^bits` centroids.
+/// Clusters the kept entries of `w` into at most `2^bits` centroids, weighting each entry's
+/// squared error by `importance` if given (Hessian-weighted k-means).
 pub fn cluster(
     w: &[f32],
     mask: Option<&[bool]>,
+    importance: Option<&[f32]>,
     bits: u8,
     init: Init,
     seed: u64,
@@ -101,7 +118,8 @@ pub fn cluster(
 ) -> Codebook {
     let kept: Vec<usize> = (0..w.len()).filter(|&i| mask.is_none_or(|m| m[i])).collect();
     let values: Vec<f32> = kept.iter().map(|&i| w[i]).collect();
-    let cl = kmeans_1d(&values, 1usize << bits, init, seed, max_iter);
+    let h: Option<Vec<f32>> = importance.map(|h| kept.iter().map(|&i| h[i]).collect());
+    let cl = kmeans_1d_weighted(&values, h.as_deref(), 1usize << bits, init, seed, max_iter);
     let mut assign = vec![0u16; w.len()];
     for (&i, &a) in kept.iter().zip(&cl.assign) {
         assign[i] = a;
@@ -118,7 +136,7 @@ mod tests {
     fn clusters_only_kept_weights() {
         let w = [0.0, 1.0, 1.1, -1.0, -1.1, 0.0];
         let mask = [false, true, true, true, true, false];
-        let cb = cluster(&w, Some(&mask), 1, Init::Linear, 0, 50);
+        let cb = cluster(&w, Some(&mask), None, 1, Init::Linear, 0, 50);
         assert_eq!(cb.centroids.len(), 2);
         assert!((cb.centroids[0] + 1.05).abs() < 1e-6 && (cb.centroids[1] - 1.05).abs() < 1e-6);
         assert_eq!(&cb.assign[1..5], &[1, 1, 0, 0]);
