@@ -106,3 +106,55 @@ fn model_without_compressible_layers_is_an_error() {
     let err = run(&Recipe::parse(RECIPE).unwrap(), g, &mut ctx).err().unwrap().to_string();
     assert!(err.contains("no Gemm, MatMul or Conv"), "{err}");
 }
+
+/// Block pruning keeps whole aligned 1x4 groups of fc1 (and element-wise fc2/fc3 as
+/// overridden), the container stores fc1 with block positions, and Hessian-weighted sharing
+/// runs on the same pipeline.
+#[test]
+fn block_pruning_and_hessian_sharing() {
+    let (xt, yt) = quadrants(400, 3);
+    let (xs, ys) = quadrants(100, 4);
+    let train = Data { x: &xt, y: &yt };
+    let test = Data { x: &xs, y: &ys };
+    let recipe = Recipe::parse(
+        r#"
+[[pass]]
+kind = "prune"
+sparsity = 0.9
+schedule = "one-shot"
+retrain_epochs = 1
+lr = 1e-3
+block = 4
+block_layers = { "fc2.weight" = 1, "fc3.weight" = 1 }
+
+[[pass]]
+kind = "share"
+bits_fc = 3
+finetune_epochs = 0
+hessian = true
+calibration_samples = 64
+"#,
+    )
+    .unwrap();
+    let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+    let (state, _) = run(&recipe, zoo::build("lenet-300-100", 5).unwrap(), &mut ctx).unwrap();
+    let (_, sparse) = state.to_sparse();
+    let fc1 = &sparse["fc1.weight"];
+    for r in 0..fc1.rows() {
+        let row = &fc1.col_idx[fc1.row_ptr[r] as usize..fc1.row_ptr[r + 1] as usize];
+        assert_eq!(row.len() % 4, 0);
+        for b in row.chunks(4) {
+            assert!(b[0] % 4 == 0 && b == [b[0], b[0] + 1, b[0] + 2, b[0] + 3], "row {r}: {b:?}");
+        }
+    }
+    // 10% of fc1's 300 x 196 groups kept.
+    assert_eq!(fc1.nnz(), 4 * (300 * 196 - (0.9f32 * (300 * 196) as f32).round() as usize));
+    let (_, report) = deepshrink_codec::to_bytes(
+        &deepshrink_codec::DskModel::new(state.model.to_graph(), sparse.clone()),
+        &deepshrink_codec::PackOptions::default(),
+    )
+    .unwrap();
+    let enc = |n: &str| report.tensors.iter().find(|t| t.name == n).unwrap().encoding.clone();
+    assert_eq!(enc("fc1.weight"), "sparse_block_codebook");
+    assert_eq!(enc("fc2.weight"), "sparse_codebook");
+}
