@@ -17,6 +17,7 @@ mod container;
 mod encoding;
 mod error;
 mod graph_section;
+pub mod hashing;
 pub mod huffman;
 mod matrix;
 mod report;

@@ -20,6 +20,20 @@ pub struct Codebook {
     pub centroids: Vec<f32>,
     /// Cluster of every entry (entries outside the mask are ignored).
     pub assign: Vec<u16>,
+    /// Signs: entry `i` equals `−centroids[assign[i]]` where `negative[i]` (HashedNets' sign
+    /// hash); `None` for plain weight sharing.
+    pub negative: Option<Vec<bool>>,
+}
+
+impl Codebook {
+    /// `±1`: the sign entry `i` applies to its centroid.
+    pub fn sign(&self, i: usize) -> f32 {
+        if self.negative.as_ref().is_some_and(|n| n[i]) {
+            -1.0
+        } else {
+            1.0
+        }
+    }
 }
 
 impl Constraint {
@@ -55,7 +69,7 @@ impl ConstraintHook {
                 let (mut sum, mut count) = (vec![0.0f64; k], vec![0usize; k]);
                 for (i, &v) in w.iter().enumerate() {
                     if c.mask.as_ref().is_none_or(|m| m[i]) {
-                        sum[cb.assign[i] as usize] += v as f64;
+                        sum[cb.assign[i] as usize] += (cb.sign(i) * v) as f64;
                         count[cb.assign[i] as usize] += 1;
                     }
                 }
@@ -65,7 +79,7 @@ impl ConstraintHook {
                     }
                 }
                 for (i, v) in w.iter_mut().enumerate() {
-                    *v = cb.centroids[cb.assign[i] as usize];
+                    *v = cb.sign(i) * cb.centroids[cb.assign[i] as usize];
                 }
             }
             if let Some(m) = &c.mask {
@@ -83,13 +97,15 @@ impl TrainHook for ConstraintHook {
                 g.iter_mut().zip(m).filter(|(_, &k)| !k).for_each(|(v, _)| *v = 0.0);
             }
             if let Some(cb) = &c.codebook {
+                // The centroid gradient Σ sign_i g_i, given back to each member with its sign, so
+                // that every member moves with its centroid.
                 let mut sum = vec![0.0f32; cb.centroids.len()];
                 for (i, &v) in g.iter().enumerate() {
-                    sum[cb.assign[i] as usize] += v;
+                    sum[cb.assign[i] as usize] += cb.sign(i) * v;
                 }
                 for (i, v) in g.iter_mut().enumerate() {
                     if c.kept(i) {
-                        *v = sum[cb.assign[i] as usize];
+                        *v = cb.sign(i) * sum[cb.assign[i] as usize];
                     }
                 }
             }

@@ -13,6 +13,7 @@
 
 mod constraint;
 mod error;
+pub mod hashed;
 pub mod hessian;
 pub mod kmeans;
 mod pipeline;

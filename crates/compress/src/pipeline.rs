@@ -9,6 +9,7 @@ use deepshrink_graph::Graph;
 use serde::Serialize;
 
 use crate::constraint::Constraint;
+use crate::hashed::{hashed_codebook, HashConfig};
 use crate::prune::{
     block_magnitude_mask, global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope,
 };
@@ -29,6 +30,8 @@ pub struct State {
     pub bits: BTreeMap<String, u8>,
     /// The compressible weights and their kinds, in node order.
     pub layers: Vec<(String, LayerKind)>,
+    /// HashedNets layers: shared values and seed by weight name.
+    pub hashed: BTreeMap<String, (usize, u64)>,
 }
 
 /// Data and settings shared by all passes.
@@ -102,6 +105,7 @@ impl State {
             huffman: None,
             bits: BTreeMap::new(),
             layers,
+            hashed: BTreeMap::new(),
         })
     }
 
@@ -151,13 +155,20 @@ impl State {
             }
             if let Some(cb) = &c.codebook {
                 let cols = m.cols();
+                // Signed (hashed) codebooks become `[c..., -c...]` with codes `k + K·negative`.
+                let k = cb.centroids.len();
                 let mut codes = Vec::with_capacity(m.nnz());
                 for r in 0..m.rows() {
                     for j in m.row_ptr[r] as usize..m.row_ptr[r + 1] as usize {
-                        codes.push(cb.assign[r * cols + m.col_idx[j] as usize]);
+                        let i = r * cols + m.col_idx[j] as usize;
+                        codes.push(cb.assign[i] + if cb.sign(i) < 0.0 { k as u16 } else { 0 });
                     }
                 }
-                m.values = SparseValues::Codebook { centroids: cb.centroids.clone(), codes };
+                let mut centroids = cb.centroids.clone();
+                if cb.negative.is_some() {
+                    centroids.extend(cb.centroids.iter().map(|v| -v));
+                }
+                m.values = SparseValues::Codebook { centroids, codes };
             }
             sparse.insert(name.clone(), m);
         }
@@ -290,6 +301,35 @@ fn share(
     Ok(())
 }
 
+fn hash(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &HashConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    let params = state.model.params_mut();
+    for (name, kind) in &state.layers {
+        if !cfg.applies(name, *kind) {
+            continue;
+        }
+        let w = params.value(name).expect("layer weight exists").to_vec();
+        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
+        if c.mask.is_some() || c.codebook.is_some() {
+            return Err(CompressError::Config {
+                pass: "hash",
+                detail: format!("{name} is already pruned or shared; hash a layer before other passes"),
+            });
+        }
+        let k = cfg.buckets(name, w.len())?;
+        c.codebook = Some(hashed_codebook(&w, k, cfg.seed));
+        state.hashed.insert(name.clone(), (k, cfg.seed));
+    }
+    finetune(state, ctx, "hash", cfg.epochs, cfg.lr)?;
+    out.push(measure(state, ctx, "hash".into(), start)?);
+    Ok(())
+}
+
 /// Runs `recipe` on `graph`: returns the final state (model and constraints) and the report.
 pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, Report), CompressError> {
     let mut state = State::new(graph)?;
@@ -298,6 +338,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
         let names: Vec<&String> = match p {
             PassConfig::Prune(c) => c.layers.keys().collect(),
             PassConfig::Share(c) => c.layers.keys().collect(),
+            PassConfig::Hash(c) => c.layers.keys().collect(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -315,6 +356,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Prune(c) => prune(&mut state, ctx, c, &mut stages)?,
             PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
+            PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,
         }
     }
     let layers = state

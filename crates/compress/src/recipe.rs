@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
 use crate::share::ShareConfig;
 use crate::CompressError;
@@ -32,6 +33,8 @@ pub enum PassConfig {
     Share(ShareConfig),
     /// Huffman coding of indices and codes in the container.
     Huffman(HuffmanConfig),
+    /// HashedNets: weights drawn from a few shared values by a hash of their position.
+    Hash(HashConfig),
 }
 
 impl PassConfig {
@@ -41,6 +44,7 @@ impl PassConfig {
             PassConfig::Prune(_) => "prune",
             PassConfig::Share(_) => "share",
             PassConfig::Huffman(_) => "huffman",
+            PassConfig::Hash(_) => "hash",
         }
     }
 }
@@ -68,6 +72,7 @@ impl Recipe {
             match p {
                 PassConfig::Prune(c) => c.validate()?,
                 PassConfig::Share(c) => c.validate()?,
+                PassConfig::Hash(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
@@ -108,6 +113,8 @@ mod tests {
             ("[[pass]]\nkind = \"prune\"\nsparsity = 1.0\n", "[0, 1)"),
             ("[[pass]]\nkind = \"share\"\nbits_fc = 0\n", "1..=16"),
             ("[[pass]]\nkind = \"prune\"\nblock = 0\n", "1..=64"),
+            ("[[pass]]\nkind = \"hash\"\nfraction = 0.0\n", "(0, 1]"),
+            ("[[pass]]\nkind = \"hash\"\nbuckets = 3\n", "buckets"),
             ("[[pass]]\nkind = \"prune\"\nblock_layers = { \"fc1.weight\" = 65 }\n", "fc1.weight"),
             ("[[pass]]\nkind = \"prune\"\nscope = \"global\"\nblock = 4\n", "per-layer"),
             ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),

@@ -125,7 +125,7 @@ pub fn cluster(
         assign[i] = a;
     }
     let centroids = if cl.centroids.is_empty() { vec![0.0] } else { cl.centroids };
-    Codebook { centroids, assign }
+    Codebook { centroids, assign, negative: None }
 }
 
 #[cfg(test)]

@@ -158,3 +158,32 @@ calibration_samples = 64
     assert_eq!(enc("fc1.weight"), "sparse_block_codebook");
     assert_eq!(enc("fc2.weight"), "sparse_codebook");
 }
+
+/// HashedNets trained end to end from a fresh initialisation: every weight of a hashed layer is
+/// exactly ± its bucket's shared value (bucket and sign from the committed hash), and the
+/// network still learns the task.
+#[test]
+fn hashed_layers_train_and_keep_their_structure() {
+    let (xt, yt) = quadrants(600, 5);
+    let (xs, ys) = quadrants(200, 6);
+    let train = Data { x: &xt, y: &yt };
+    let test = Data { x: &xs, y: &ys };
+    let recipe =
+        Recipe::parse("[[pass]]\nkind = \"hash\"\nfraction = 0.015625\nseed = 9\nepochs = 3\nlr = 3e-3\n")
+            .unwrap();
+    let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+    let (state, report) = run(&recipe, zoo::build("lenet-300-100", 1).unwrap(), &mut ctx).unwrap();
+    assert!(report.stages.last().unwrap().test_top1 > 0.9, "{:?}", report.stages);
+    let g = state.model.to_graph();
+    for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
+        let w = g.weights[name].as_f32().unwrap();
+        let (k, seed) = state.hashed[name];
+        assert_eq!(k, ((w.len() as f64 / 64.0).round() as usize).max(1));
+        let mut shared = vec![None; k];
+        for (p, &v) in w.iter().enumerate() {
+            let (b, neg) = deepshrink_codec::hashing::bucket(seed, p as u64, k as u32);
+            let s = if neg { -v } else { v };
+            assert_eq!(*shared[b as usize].get_or_insert(s), s, "{name}[{p}]");
+        }
+    }
+}
