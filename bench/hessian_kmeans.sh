@@ -23,6 +23,7 @@ bits_conv = $bits
 init = "linear"
 finetune_epochs = 0
 hessian = $hessian
+damping = 1.0
 calibration_samples = 2048
 TOML
       $ds compress "bench/results/deep-compression/$net.onnx" --recipe "$tmp/r.toml" --seed 0 \

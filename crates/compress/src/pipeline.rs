@@ -289,7 +289,13 @@ fn share(
         let bits = cfg.bits(name, *kind);
         let w = params.value(name).expect("layer weight exists").to_vec();
         let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
-        let h = hessian.get(name).map(|h| &h[..]);
+        // Damped (Tikhonov) importance h + λ·mean(h): a few weights with very large squared
+        // gradients would otherwise pull every centroid towards themselves.
+        let damped: Option<Vec<f32>> = hessian.get(name).map(|h| {
+            let mean = h.iter().map(|&v| v as f64).sum::<f64>() / h.len().max(1) as f64;
+            h.iter().map(|&v| v + (cfg.damping as f64 * mean) as f32).collect()
+        });
+        let h = damped.as_deref();
         c.codebook = Some(cluster(&w, c.mask.as_deref(), h, bits, cfg.init, ctx.seed, cfg.max_iter));
         state.bits.insert(name.clone(), bits);
     }

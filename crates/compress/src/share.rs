@@ -51,6 +51,9 @@ pub struct ShareConfig {
     pub hessian: bool,
     /// Training samples of the Hessian estimate.
     pub calibration_samples: usize,
+    /// Damping `λ` of the Hessian estimate: the importance is `h + λ·mean(h)` over the layer
+    /// (0: pure estimate; large: plain k-means).
+    pub damping: f32,
 }
 
 impl Default for ShareConfig {
@@ -65,6 +68,7 @@ impl Default for ShareConfig {
             lr: 1e-4,
             hessian: false,
             calibration_samples: 2048,
+            damping: 1.0,
         }
     }
 }
@@ -85,6 +89,12 @@ impl ShareConfig {
             return Err(CompressError::Config {
                 pass: "share",
                 detail: format!("lr {} must be positive", self.lr),
+            });
+        }
+        if !(self.damping.is_finite() && self.damping >= 0.0) {
+            return Err(CompressError::Config {
+                pass: "share",
+                detail: format!("damping {} must be finite and >= 0", self.damping),
             });
         }
         if self.hessian && self.calibration_samples == 0 {
