@@ -18,7 +18,8 @@ use crate::{dsk, exit, progress};
 /// Arguments of `deepshrink compress`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The trained model (.onnx).
+    /// The trained model (.onnx), or a zoo network name (initialised from `--seed`) for methods
+    /// that train from scratch, such as HashedNets (`kind = "hash"`).
     pub model: PathBuf,
     /// The recipe (TOML), e.g. recipes/deep-compression.toml.
     #[arg(long)]
@@ -120,9 +121,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
     let recipe = Recipe::parse(text).with_context(|| args.recipe.display().to_string())?;
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let baseline_file_bytes =
-        std::fs::metadata(&args.model).with_context(|| args.model.display().to_string())?.len();
-    let graph = deepshrink_io::load_model(&args.model)?;
+    let spec = args.model.to_string_lossy();
+    let (graph, baseline_file_bytes) = if deepshrink_engine::zoo::NAMES.contains(&spec.as_ref()) {
+        // A fresh zoo network: its baseline size is that of its ONNX serialisation.
+        let graph = deepshrink_engine::zoo::build(&spec, args.seed)?;
+        let bytes = deepshrink_io::onnx::to_bytes(&graph).len() as u64;
+        (graph, bytes)
+    } else {
+        let bytes = std::fs::metadata(&args.model).with_context(|| args.model.display().to_string())?.len();
+        (deepshrink_io::load_model(&args.model)?, bytes)
+    };
     let train = idx::load_dir(&args.data, Split::Train, Default::default())?;
     let test = idx::load_dir(&args.data, Split::Test, Default::default())?;
     let model_name = args.model.display().to_string();

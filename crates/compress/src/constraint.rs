@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use deepshrink_engine::{Params, TrainHook};
 
+use crate::qat::Quantizer;
+
 /// What a weight tensor is held to during fine-tuning.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Constraint {
@@ -11,6 +13,11 @@ pub struct Constraint {
     pub mask: Option<Vec<bool>>,
     /// Weight sharing: every kept entry `i` equals `centroids[assign[i]]`.
     pub codebook: Option<Codebook>,
+    /// Quantization-aware training: the weights are kept quantized, and `shadow` holds the float
+    /// copy the optimizer updates (straight-through estimator).
+    pub quant: Option<Quantizer>,
+    /// The float weights behind a quantized tensor.
+    pub shadow: Option<Vec<f32>>,
 }
 
 /// A per-tensor codebook and the cluster of every entry.
@@ -82,6 +89,13 @@ impl ConstraintHook {
                     *v = cb.sign(i) * cb.centroids[cb.assign[i] as usize];
                 }
             }
+            if let Some(q) = &c.quant {
+                let mut shadow = w.to_vec();
+                q.clip_shadow(&mut shadow);
+                let mask = c.mask.as_deref();
+                q.apply(&shadow, |i| mask.is_none_or(|m| m[i]), w);
+                c.shadow = Some(shadow);
+            }
             if let Some(m) = &c.mask {
                 w.iter_mut().zip(m).filter(|(_, &k)| !k).for_each(|(v, _)| *v = 0.0);
             }
@@ -92,6 +106,10 @@ impl ConstraintHook {
 impl TrainHook for ConstraintHook {
     fn before_step(&mut self, params: &mut Params<'_>) {
         for (name, c) in &self.constraints {
+            // The gradient was taken at the quantized weights; the update goes to the floats.
+            if let (Some(shadow), Some(w)) = (&c.shadow, params.value_mut(name)) {
+                w.copy_from_slice(shadow);
+            }
             let Some(g) = params.grad_mut(name) else { continue };
             if let Some(m) = &c.mask {
                 g.iter_mut().zip(m).filter(|(_, &k)| !k).for_each(|(v, _)| *v = 0.0);

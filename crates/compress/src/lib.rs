@@ -18,6 +18,7 @@ pub mod hessian;
 pub mod kmeans;
 mod pipeline;
 pub mod prune;
+pub mod qat;
 mod recipe;
 pub mod share;
 mod target;

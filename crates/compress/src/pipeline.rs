@@ -13,6 +13,7 @@ use crate::hashed::{hashed_codebook, HashConfig};
 use crate::prune::{
     block_magnitude_mask, global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope,
 };
+use crate::qat::QatConfig;
 use crate::share::{cluster, ShareConfig};
 use crate::{
     compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
@@ -132,6 +133,11 @@ impl State {
             let Some(t) = graph.weights.remove(name) else { continue };
             let data = t.as_f32().expect("compressible weights are f32");
             let c = self.hook.constraints.get(name).cloned().unwrap_or_default();
+            if c.quant.is_some() && c.mask.is_none() {
+                // Every position stored (zero is one of the grid values), coded by the grid.
+                sparse.insert(name.clone(), grid_codebook(&t.shape, data));
+                continue;
+            }
             let mut m = SparseMatrix::from_dense(&t.shape, data);
             if let Some(mask) = &c.mask {
                 // Keep exactly the masked-in entries (a kept weight may be exactly zero).
@@ -173,6 +179,22 @@ impl State {
             sparse.insert(name.clone(), m);
         }
         (graph, sparse)
+    }
+}
+
+/// A fully stored matrix whose values are codes into its sorted distinct values.
+fn grid_codebook(shape: &[usize], data: &[f32]) -> SparseMatrix {
+    let mut centroids: Vec<f32> = data.to_vec();
+    centroids.sort_by(f32::total_cmp);
+    centroids.dedup();
+    let codes = data.iter().map(|v| centroids.partition_point(|c| c < v) as u16).collect();
+    let rows = shape.first().copied().unwrap_or(1);
+    let cols = data.len() / rows.max(1);
+    SparseMatrix {
+        shape: shape.to_vec(),
+        row_ptr: (0..=rows).map(|r| (r * cols) as u32).collect(),
+        col_idx: (0..rows).flat_map(|_| 0..cols as u32).collect(),
+        values: SparseValues::Codebook { centroids, codes },
     }
 }
 
@@ -307,6 +329,32 @@ fn share(
     Ok(())
 }
 
+fn qat(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &QatConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    for (name, kind) in &state.layers {
+        if !cfg.applies(*kind) {
+            continue;
+        }
+        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
+        if c.codebook.is_some() {
+            return Err(CompressError::Config {
+                pass: "qat",
+                detail: format!("{name} is already shared; quantize a layer before sharing it"),
+            });
+        }
+        c.quant = Some(cfg.quantizer());
+        state.bits.insert(name.clone(), cfg.stored_bits());
+    }
+    finetune(state, ctx, "qat", cfg.epochs, cfg.lr)?;
+    out.push(measure(state, ctx, format!("qat {:?}", cfg.method).to_lowercase(), start)?);
+    Ok(())
+}
+
 fn hash(
     state: &mut State,
     ctx: &mut Context,
@@ -345,6 +393,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Prune(c) => c.layers.keys().collect(),
             PassConfig::Share(c) => c.layers.keys().collect(),
             PassConfig::Hash(c) => c.layers.keys().collect(),
+            PassConfig::Qat(_) => Vec::new(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -363,6 +412,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
             PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Qat(c) => qat(&mut state, ctx, c, &mut stages)?,
         }
     }
     let layers = state

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
+use crate::qat::QatConfig;
 use crate::share::ShareConfig;
 use crate::CompressError;
 
@@ -35,6 +36,8 @@ pub enum PassConfig {
     Huffman(HuffmanConfig),
     /// HashedNets: weights drawn from a few shared values by a hash of their position.
     Hash(HashConfig),
+    /// Quantization-aware training: binary, ternary or k-bit weights.
+    Qat(QatConfig),
 }
 
 impl PassConfig {
@@ -45,6 +48,7 @@ impl PassConfig {
             PassConfig::Share(_) => "share",
             PassConfig::Huffman(_) => "huffman",
             PassConfig::Hash(_) => "hash",
+            PassConfig::Qat(_) => "qat",
         }
     }
 }
@@ -73,6 +77,7 @@ impl Recipe {
                 PassConfig::Prune(c) => c.validate()?,
                 PassConfig::Share(c) => c.validate()?,
                 PassConfig::Hash(c) => c.validate()?,
+                PassConfig::Qat(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
@@ -115,6 +120,8 @@ mod tests {
             ("[[pass]]\nkind = \"prune\"\nblock = 0\n", "1..=64"),
             ("[[pass]]\nkind = \"hash\"\nfraction = 0.0\n", "(0, 1]"),
             ("[[pass]]\nkind = \"hash\"\nbuckets = 3\n", "buckets"),
+            ("[[pass]]\nkind = \"qat\"\nmethod = \"uniform\"\nbits = 9\n", "2..=8"),
+            ("[[pass]]\nkind = \"qat\"\nmethod = \"octal\"\n", "octal"),
             ("[[pass]]\nkind = \"prune\"\nblock_layers = { \"fc1.weight\" = 65 }\n", "fc1.weight"),
             ("[[pass]]\nkind = \"prune\"\nscope = \"global\"\nblock = 4\n", "per-layer"),
             ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),
