@@ -28,8 +28,8 @@ calibration_samples = 2048
 TOML
       $ds compress "bench/results/deep-compression/$net.onnx" --recipe "$tmp/r.toml" --seed 0 \
         --out "$tmp/$net-$bits-$hessian.dsk" --report "$tmp/$net-$bits-$hessian.json" > /dev/null
-      acc=$($ds eval "$tmp/$net-$bits-$hessian.dsk" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["top1"])')
-      rows+=("{\"net\": \"$net\", \"bits\": $bits, \"hessian\": $hessian, \"top1\": $acc}")
+      ev=$($ds eval "$tmp/$net-$bits-$hessian.dsk" --json | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["top1"], e["loss"])')
+      rows+=("{\"net\": \"$net\", \"bits\": $bits, \"hessian\": $hessian, \"top1\": ${ev% *}, \"loss\": ${ev#* }}")
     done
   done
 done
@@ -38,12 +38,13 @@ import json, sys
 rows = [json.loads(l) for l in sys.stdin]
 json.dump(rows, open(sys.argv[1], "w"), indent=1)
 base = {"lenet-300-100": 0.9841, "lenet-5": 0.9930}
-md = ["| net | bits | plain k-means top-1 | Hessian-weighted top-1 | difference (points) |", "|---|---:|---:|---:|---:|"]
+md = ["| net | bits | plain k-means top-1 | Hessian-weighted top-1 | difference (points) | plain test loss | Hessian test loss |", "|---|---:|---:|---:|---:|---:|---:|"]
 for net in base:
     for bits in (2, 3, 4):
-        p = next(r["top1"] for r in rows if r["net"] == net and r["bits"] == bits and not r["hessian"])
-        h = next(r["top1"] for r in rows if r["net"] == net and r["bits"] == bits and r["hessian"])
-        md.append(f"| {net} | {bits} | {100*p:.2f}% | {100*h:.2f}% | {100*(h-p):+.2f} |")
+        p = next(r for r in rows if r["net"] == net and r["bits"] == bits and not r["hessian"])
+        h = next(r for r in rows if r["net"] == net and r["bits"] == bits and r["hessian"])
+        pt, ht, pl, hl = p["top1"], h["top1"], p["loss"], h["loss"]
+        md.append(f"| {net} | {bits} | {100*pt:.2f}% | {100*ht:.2f}% | {100*(ht-pt):+.2f} | {pl:.4f} | {hl:.4f} |")
 open(sys.argv[2], "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 ' "$out/hessian-kmeans.json" "$out/hessian-kmeans.md"
