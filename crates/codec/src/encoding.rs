@@ -6,7 +6,7 @@ use deepshrink_graph::{Tensor, TensorData};
 use crate::bits::{put_varint, vlen, ByteReader};
 use crate::sparse_index::{csr_from_gaps, csr_full, gap_symbols};
 use crate::stream::{self, StreamCtx};
-use crate::{CodecError, SparseMatrix, SparseValues, TensorSize};
+use crate::{CodecError, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
 
 /// Section framing: `u32 body_len` before the body, `u32 crc` after it.
 pub const SECTION_OVERHEAD: usize = 8;
@@ -26,6 +26,9 @@ pub enum Encoding {
     /// Sparse positions + codebook indices. `payload = vlen(nnz) + 1 + index + vlen(k) + 4k +
     /// stream(codes)`; a fixed code stream is `ceil(nnz * max(1, ceil(log2 k)) / 8)` bytes.
     SparseCodebook = 4,
+    /// Integer codes of 8, 4, 2 or 1 bits packed into bytes, with scales and optional zero
+    /// points. `payload = 2 + 4g + [g] + rows * ceil(cols * bits / 8)`, `g` = 1 or `rows`.
+    Quant = 5,
 }
 
 impl Encoding {
@@ -36,6 +39,7 @@ impl Encoding {
             2 => Encoding::DenseI64,
             3 => Encoding::SparseF32,
             4 => Encoding::SparseCodebook,
+            5 => Encoding::Quant,
             _ => return None,
         })
     }
@@ -47,6 +51,7 @@ impl Encoding {
             Encoding::DenseI64 => "dense_i64",
             Encoding::SparseF32 => "sparse_f32",
             Encoding::SparseCodebook => "sparse_codebook",
+            Encoding::Quant => "quant",
         }
     }
 }
@@ -190,6 +195,21 @@ pub(crate) fn write_sparse(
     Ok(s)
 }
 
+/// Appends a `quant` tensor section (tag 5).
+pub(crate) fn write_quant(out: &mut Vec<u8>, name: &str, m: &QuantMatrix) -> Result<TensorSize, CodecError> {
+    let numel = m.rows() * m.cols();
+    let mut s = size(name, Encoding::Quant, numel, numel);
+    let start = begin_section(out);
+    put_header(out, name, Encoding::Quant, &m.shape);
+    let (side, codes) = crate::quant::write(out, name, m)?;
+    end_section(out, start)?;
+    s.total_bytes = out.len() - start;
+    s.codebook_bytes = side;
+    s.value_bytes = codes;
+    s.header_bytes = s.total_bytes - side - codes;
+    Ok(s)
+}
+
 /// Bits of a fixed-width code for a codebook of `k` centroids: `max(1, ceil(log2 k))`.
 pub fn code_width(k: usize) -> u32 {
     (usize::BITS - k.saturating_sub(1).leading_zeros()).max(1)
@@ -199,6 +219,7 @@ pub fn code_width(k: usize) -> u32 {
 pub(crate) enum Stored {
     Dense(Tensor),
     Sparse(SparseMatrix),
+    Quant(QuantMatrix),
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -255,6 +276,11 @@ pub(crate) fn read_tensor<'a>(
         Encoding::SparseF32 | Encoding::SparseCodebook => {
             let m = read_sparse(&mut r, enc, shape, numel, &mut s)?;
             Stored::Sparse(m)
+        }
+        Encoding::Quant => {
+            let (m, side, codes) = crate::quant::read(&mut r, shape)?;
+            (s.codebook_bytes, s.value_bytes) = (side, codes);
+            Stored::Quant(m)
         }
     };
     if r.remaining() != 0 {

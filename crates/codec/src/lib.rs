@@ -19,6 +19,7 @@ mod error;
 mod graph_section;
 pub mod huffman;
 mod matrix;
+mod quant;
 mod report;
 pub mod sparse_index;
 mod stream;
@@ -30,4 +31,5 @@ pub use container::{
 pub use encoding::{code_width, Encoding};
 pub use error::CodecError;
 pub use matrix::{SparseMatrix, SparseValues};
+pub use quant::QuantMatrix;
 pub use report::{SizeReport, StreamStats, TensorSize};

@@ -75,6 +75,7 @@ fn sparse_sections_match_their_formula() {
                         let model = DskModel {
                             graph: Graph::default(),
                             sparse: BTreeMap::from([(name.clone(), m.clone())]),
+                            ..Default::default()
                         };
                         let (bytes, report) =
                             to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
@@ -97,7 +98,7 @@ fn dense_sections_match_their_formula() {
     g.add_weight("a", Tensor::f32(vec![3, 2], vec![1.0; 6]));
     g.add_weight("bias.long.name", Tensor::i64(vec![5], vec![7; 5]));
     g.add_weight("c", Tensor::f32(vec![], vec![1.0]));
-    let model = DskModel { graph: g.clone(), sparse: BTreeMap::new() };
+    let model = DskModel { graph: g.clone(), sparse: BTreeMap::new(), ..Default::default() };
     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
     let mut offset = report.header_and_graph_bytes;
     for (name, t) in &g.weights {

@@ -71,5 +71,5 @@ pub fn lenet_300_100(seed: u64, density: f64, bits: Option<u32>) -> DskModel {
         }
     }
     g.outputs = vec![deepshrink_graph::ValueInfo::batched(&x, &[10])];
-    DskModel { graph: g, sparse }
+    DskModel { graph: g, sparse, ..Default::default() }
 }
