@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deepshrink_codec::{SparseMatrix, SparseValues};
+use deepshrink_codec::{QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
 use deepshrink_graph::Graph;
 use serde::Serialize;
 
 use crate::constraint::Constraint;
 use crate::prune::{global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope};
+use crate::quantize::{quantize_tensor, QuantizeConfig};
 use crate::share::{cluster, ShareConfig};
 use crate::{
     compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
@@ -27,6 +28,8 @@ pub struct State {
     pub bits: BTreeMap<String, u8>,
     /// The compressible weights and their kinds, in node order.
     pub layers: Vec<(String, LayerKind)>,
+    /// Weights quantized by the quantize pass (stored as integer codes, not sparse).
+    pub quantized: BTreeMap<String, QuantMatrix>,
 }
 
 /// Data and settings shared by all passes.
@@ -100,6 +103,7 @@ impl State {
             huffman: None,
             bits: BTreeMap::new(),
             layers,
+            quantized: BTreeMap::new(),
         })
     }
 
@@ -118,12 +122,16 @@ impl State {
     }
 
     /// The compressed weights as sparse matrices (codebook values where shared) and the graph
-    /// holding every other weight dense: the two halves of a `.dsk` model.
+    /// holding every other weight dense (quantized weights are in neither: see
+    /// [`State::quantized`]); with the quantized weights, the three parts of a `.dsk` model.
     pub fn to_sparse(&self) -> (Graph, BTreeMap<String, SparseMatrix>) {
         let mut graph = self.model.to_graph();
         let mut sparse = BTreeMap::new();
         for (name, _) in &self.layers {
             let Some(t) = graph.weights.remove(name) else { continue };
+            if self.quantized.contains_key(name) {
+                continue;
+            }
             let data = t.as_f32().expect("compressible weights are f32");
             let c = self.hook.constraints.get(name).cloned().unwrap_or_default();
             let mut m = SparseMatrix::from_dense(&t.shape, data);
@@ -268,6 +276,29 @@ fn share(
     Ok(())
 }
 
+fn quantize(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &QuantizeConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    let shapes: Vec<Vec<usize>> =
+        state.layers.iter().map(|(n, _)| state.model.weight_shape(n).unwrap_or(&[]).to_vec()).collect();
+    let mut params = state.model.params_mut();
+    for ((name, _), shape) in state.layers.iter().zip(shapes) {
+        let w = params.value_mut(name).expect("layer weight exists");
+        let q = quantize_tensor(name, &shape, w, cfg.bits_for(name), cfg.granularity, cfg.scheme)?;
+        // The model carries the decoded weights, so accuracy is measured on the grid.
+        w.copy_from_slice(q.to_dense().as_f32().expect("f32"));
+        state.hook.constraints.remove(name);
+        state.bits.insert(name.clone(), q.bits);
+        state.quantized.insert(name.clone(), q);
+    }
+    out.push(measure(state, ctx, "quantize".into(), start)?);
+    Ok(())
+}
+
 /// Runs `recipe` on `graph`: returns the final state (model and constraints) and the report.
 pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, Report), CompressError> {
     let mut state = State::new(graph)?;
@@ -276,6 +307,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
         let names: Vec<&String> = match p {
             PassConfig::Prune(c) => c.layers.keys().collect(),
             PassConfig::Share(c) => c.layers.keys().collect(),
+            PassConfig::Quantize(c) => c.layers.keys().collect(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -292,6 +324,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
         match p {
             PassConfig::Prune(c) => prune(&mut state, ctx, c, &mut stages)?,
             PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Quantize(c) => quantize(&mut state, ctx, c, &mut stages)?,
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
         }
     }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::prune::PruneConfig;
+use crate::quantize::QuantizeConfig;
 use crate::share::ShareConfig;
 use crate::CompressError;
 
@@ -32,6 +33,8 @@ pub enum PassConfig {
     Share(ShareConfig),
     /// Huffman coding of indices and codes in the container.
     Huffman(HuffmanConfig),
+    /// Post-training uniform quantization of weights (8, 4 or 2 bits).
+    Quantize(QuantizeConfig),
 }
 
 impl PassConfig {
@@ -41,6 +44,7 @@ impl PassConfig {
             PassConfig::Prune(_) => "prune",
             PassConfig::Share(_) => "share",
             PassConfig::Huffman(_) => "huffman",
+            PassConfig::Quantize(_) => "quantize",
         }
     }
 }
@@ -68,6 +72,7 @@ impl Recipe {
             match p {
                 PassConfig::Prune(c) => c.validate()?,
                 PassConfig::Share(c) => c.validate()?,
+                PassConfig::Quantize(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
@@ -98,6 +103,12 @@ mod tests {
             let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
             assert_eq!(names, ["prune", "share", "huffman"]);
         }
+        for (text, bits) in
+            [(include_str!("../../../recipes/int8.toml"), 8), (include_str!("../../../recipes/int4.toml"), 4)]
+        {
+            let r = Recipe::parse(text).unwrap();
+            assert!(matches!(&r.passes[..], [PassConfig::Quantize(c)] if c.bits == bits));
+        }
     }
 
     #[test]
@@ -109,6 +120,9 @@ mod tests {
             ("[[pass]]\nkind = \"share\"\nbits_fc = 0\n", "1..=16"),
             ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),
             ("description = \"x\"\n", "pass"),
+            ("[[pass]]\nkind = \"quantize\"\nbits = 3\n", "8, 4 or 2"),
+            ("[[pass]]\nkind = \"quantize\"\ngranularity = \"per-row\"\n", "per-row"),
+            ("[[pass]]\nkind = \"quantize\"\nbitz = 8\n", "bitz"),
         ];
         for (text, needle) in cases {
             let err = Recipe::parse(text).unwrap_err().to_string();
