@@ -4,7 +4,9 @@ use deepshrink_graph::{Graph, GraphError};
 use std::collections::BTreeMap;
 
 use crate::bits::{crc32, ByteReader};
-use crate::encoding::{begin_section, end_section, read_tensor, write_dense, write_quant, write_sparse, Stored};
+use crate::encoding::{
+    begin_section, end_section, read_tensor, write_dense, write_quant, write_sparse, Stored,
+};
 use crate::{graph_section, CodecError, QuantMatrix, SizeReport, SparseMatrix};
 
 /// The first four bytes of every `.dsk` file.
@@ -110,9 +112,11 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     if let Some(name) = model.sparse.keys().find(|n| model.graph.weights.contains_key(*n) || n.is_empty()) {
         return Err(CodecError::BadName(name.clone()));
     }
-    if let Some(name) = model.quantized.keys().find(|n| {
-        model.graph.weights.contains_key(*n) || model.sparse.contains_key(*n) || n.is_empty()
-    }) {
+    if let Some(name) = model
+        .quantized
+        .keys()
+        .find(|n| model.graph.weights.contains_key(*n) || model.sparse.contains_key(*n) || n.is_empty())
+    {
         return Err(CodecError::BadName(name.clone()));
     }
     if model.graph.weights.contains_key("") {

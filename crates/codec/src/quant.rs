@@ -68,7 +68,8 @@ impl QuantMatrix {
 
     /// Checks bits, lengths, code and zero-point ranges and scales; `name` labels the error.
     pub fn check(&self, name: &str) -> Result<(), CodecError> {
-        let bad = |detail: String| CodecError::Matrix { tensor: name.into(), shape: self.shape.clone(), detail };
+        let bad =
+            |detail: String| CodecError::Matrix { tensor: name.into(), shape: self.shape.clone(), detail };
         if ![1, 2, 4, 8].contains(&self.bits) {
             return Err(bad(format!("{} bits per code; 1, 2, 4 or 8 are stored", self.bits)));
         }
@@ -166,7 +167,7 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
     let cols: usize = shape.iter().skip(1).product();
     let g = if flags & PER_ROW != 0 { rows } else { 1 };
     let scales: Vec<f32> = r
-        .take(g.checked_mul(4).unwrap_or(usize::MAX), "scales")?
+        .take(g.saturating_mul(4), "scales")?
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
@@ -174,7 +175,7 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
     let side = r.pos() - start;
     let b = bits as usize;
     let (rb, per) = ((cols * b).div_ceil(8), 8 / b);
-    let packed = r.take(rows.checked_mul(rb).unwrap_or(usize::MAX), "codes")?;
+    let packed = r.take(rows.saturating_mul(rb), "codes")?;
     let mask = ((1u16 << b) - 1) as u8;
     let mut codes = Vec::with_capacity(rows * cols);
     for (i, row) in packed.chunks_exact(rb.max(1)).take(rows).enumerate() {

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use common::Rng;
 use deepshrink_codec::bits::vlen;
-use deepshrink_codec::{from_bytes, from_bytes_with, to_bytes, DskModel, PackOptions, QuantMatrix, ReadOptions};
+use deepshrink_codec::{
+    from_bytes, from_bytes_with, to_bytes, DskModel, PackOptions, QuantMatrix, ReadOptions,
+};
 use deepshrink_graph::Graph;
 
 fn random_quant(rng: &mut Rng, shape: &[usize], bits: u8, per_row: bool, zero_points: bool) -> QuantMatrix {
@@ -24,7 +26,11 @@ fn random_quant(rng: &mut Rng, shape: &[usize], bits: u8, per_row: bool, zero_po
 }
 
 fn model_of(name: &str, m: QuantMatrix) -> DskModel {
-    DskModel { graph: Graph::default(), quantized: BTreeMap::from([(name.to_string(), m)]), ..Default::default() }
+    DskModel {
+        graph: Graph::default(),
+        quantized: BTreeMap::from([(name.to_string(), m)]),
+        ..Default::default()
+    }
 }
 
 /// docs/FORMAT.md: `section = 8 + header + 2 + 4g + [g] + rows * ceil(cols * bits / 8)`.
@@ -37,7 +43,11 @@ fn formula(name: &str, m: &QuantMatrix) -> usize {
     let g = m.scales.len();
     let rows = m.shape[0];
     let cols: usize = m.shape[1..].iter().product();
-    8 + header + 2 + 4 * g + m.zero_points.as_ref().map_or(0, |_| g) + rows * (cols * m.bits as usize).div_ceil(8)
+    8 + header
+        + 2
+        + 4 * g
+        + m.zero_points.as_ref().map_or(0, |_| g)
+        + rows * (cols * m.bits as usize).div_ceil(8)
 }
 
 #[test]
@@ -86,9 +96,16 @@ fn decoded_values_follow_the_formula() {
     };
     let t = m.to_dense();
     assert_eq!(t.as_f32().unwrap(), &[0.0, 0.5, -4.0, 0.0, 2.0, 24.0]);
-    let b = QuantMatrix { shape: vec![1, 3], bits: 1, scales: vec![0.25], zero_points: None, codes: vec![1, 0, 1] };
+    let b = QuantMatrix {
+        shape: vec![1, 3],
+        bits: 1,
+        scales: vec![0.25],
+        zero_points: None,
+        codes: vec![1, 0, 1],
+    };
     assert_eq!(b.to_dense().as_f32().unwrap(), &[0.25, -0.25, 0.25]);
-    let sym = QuantMatrix { shape: vec![1, 2], bits: 8, scales: vec![1.0], zero_points: None, codes: vec![0, 255] };
+    let sym =
+        QuantMatrix { shape: vec![1, 2], bits: 8, scales: vec![1.0], zero_points: None, codes: vec![0, 255] };
     assert_eq!(sym.to_dense().as_f32().unwrap(), &[-128.0, 127.0]);
 }
 
@@ -131,7 +148,13 @@ fn mutated_files_never_panic() {
 #[test]
 fn reader_rejects_padding_bits_and_bad_flags() {
     // 1 row of 3 two-bit codes: one code byte whose top two bits are padding.
-    let m = QuantMatrix { shape: vec![1, 3], bits: 2, scales: vec![1.0], zero_points: None, codes: vec![1, 2, 3] };
+    let m = QuantMatrix {
+        shape: vec![1, 3],
+        bits: 2,
+        scales: vec![1.0],
+        zero_points: None,
+        codes: vec![1, 2, 3],
+    };
     let (bytes, _) = to_bytes(&model_of("w", m), &PackOptions::default()).unwrap();
     let opts = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
     let code_at = bytes.len() - 5; // last payload byte, before the CRC

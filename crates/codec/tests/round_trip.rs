@@ -12,7 +12,11 @@ use deepshrink_graph::{Graph, Tensor};
 use proptest::prelude::*;
 
 fn model_of(name: &str, m: SparseMatrix) -> DskModel {
-    DskModel { graph: Graph::default(), sparse: BTreeMap::from([(name.to_string(), m)]), ..Default::default() }
+    DskModel {
+        graph: Graph::default(),
+        sparse: BTreeMap::from([(name.to_string(), m)]),
+        ..Default::default()
+    }
 }
 
 /// Round trip under every option combination; checks bit identity and report consistency.

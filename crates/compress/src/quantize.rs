@@ -83,7 +83,8 @@ fn config(detail: String) -> CompressError {
 impl QuantizeConfig {
     /// Checks that every bit width is 8, 4 or 2.
     pub fn validate(&self) -> Result<(), CompressError> {
-        let all = std::iter::once(("bits", self.bits)).chain(self.layers.iter().map(|(n, &b)| (n.as_str(), b)));
+        let all =
+            std::iter::once(("bits", self.bits)).chain(self.layers.iter().map(|(n, &b)| (n.as_str(), b)));
         for (name, b) in all {
             if ![2, 4, 8].contains(&b) {
                 return Err(config(format!("{name} = {b}: bits must be 8, 4 or 2")));
@@ -114,7 +115,10 @@ pub fn quantize_tensor(
         return Err(config(format!("'{name}': {bits} bits; bits must be 8, 4 or 2")));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(config(format!("'{name}': weight {i} is {}; cannot quantize non-finite weights", data[i])));
+        return Err(config(format!(
+            "'{name}': weight {i} is {}; cannot quantize non-finite weights",
+            data[i]
+        )));
     }
     let rows = shape.first().copied().unwrap_or(1);
     let cols: usize = shape.iter().skip(1).product();
@@ -217,8 +221,15 @@ mod tests {
     /// codes = round(w * 7) + 8 = [1, 11, 10, 13].
     #[test]
     fn symmetric_codes_by_hand() {
-        let q = quantize_tensor("w", &[1, 4], &[-1.0, 0.45, 0.26, 0.7], 4, Granularity::PerTensor, Scheme::Symmetric)
-            .unwrap();
+        let q = quantize_tensor(
+            "w",
+            &[1, 4],
+            &[-1.0, 0.45, 0.26, 0.7],
+            4,
+            Granularity::PerTensor,
+            Scheme::Symmetric,
+        )
+        .unwrap();
         assert_eq!(q.scales, vec![1.0 / 7.0]);
         assert_eq!(q.codes, vec![1, 11, 10, 13]);
         assert!(q.zero_points.is_none());
@@ -227,10 +238,21 @@ mod tests {
     /// Asymmetric 2-bit of [0, 3] per tensor: scale 1, zero point 0, codes = w.
     #[test]
     fn asymmetric_codes_by_hand() {
-        let q = quantize_tensor("w", &[2, 2], &[0.0, 1.0, 2.0, 3.0], 2, Granularity::PerTensor, Scheme::Asymmetric)
+        let q = quantize_tensor(
+            "w",
+            &[2, 2],
+            &[0.0, 1.0, 2.0, 3.0],
+            2,
+            Granularity::PerTensor,
+            Scheme::Asymmetric,
+        )
+        .unwrap();
+        assert_eq!(
+            (q.scales.clone(), q.zero_points.clone(), q.codes.clone()),
+            (vec![1.0], Some(vec![0]), vec![0, 1, 2, 3])
+        );
+        let q = quantize_tensor("w", &[1, 2], &[-3.0, -1.0], 2, Granularity::PerTensor, Scheme::Asymmetric)
             .unwrap();
-        assert_eq!((q.scales.clone(), q.zero_points.clone(), q.codes.clone()), (vec![1.0], Some(vec![0]), vec![0, 1, 2, 3]));
-        let q = quantize_tensor("w", &[1, 2], &[-3.0, -1.0], 2, Granularity::PerTensor, Scheme::Asymmetric).unwrap();
         assert_eq!((q.scales, q.zero_points, q.codes), (vec![1.0], Some(vec![3]), vec![0, 2]));
     }
 
@@ -238,21 +260,26 @@ mod tests {
     fn bad_input_is_one_clear_error() {
         let sym = (Granularity::PerChannel, Scheme::Symmetric);
         let e = |r: Result<QuantMatrix, CompressError>| r.unwrap_err().to_string();
-        assert!(e(quantize_tensor("fc1.weight", &[1, 2], &[f32::NAN, 1.0], 8, sym.0, sym.1)).contains("non-finite"));
+        assert!(e(quantize_tensor("fc1.weight", &[1, 2], &[f32::NAN, 1.0], 8, sym.0, sym.1))
+            .contains("non-finite"));
         assert!(e(quantize_tensor("w", &[1, 2], &[f32::INFINITY, 1.0], 8, sym.0, sym.1)).contains("inf"));
         assert!(e(quantize_tensor("w", &[1, 2], &[0.0, 1.0], 3, sym.0, sym.1)).contains("8, 4 or 2"));
         assert!(e(quantize_tensor("w", &[3, 1], &[0.0, 1.0, 2.0], 8, sym.0, sym.1)).contains("too small"));
         assert!(e(quantize_tensor("w", &[0, 4], &[], 8, sym.0, sym.1)).contains("no elements"));
         let bad = QuantizeConfig { bits: 16, ..QuantizeConfig::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("8, 4 or 2"));
-        let bad = QuantizeConfig { layers: BTreeMap::from([("fc1.weight".into(), 1)]), ..QuantizeConfig::default() };
+        let bad = QuantizeConfig {
+            layers: BTreeMap::from([("fc1.weight".into(), 1)]),
+            ..QuantizeConfig::default()
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("fc1.weight = 1"));
     }
 
     #[test]
     fn all_zero_rows_decode_to_zero() {
         for scheme in [Scheme::Symmetric, Scheme::Asymmetric] {
-            let q = quantize_tensor("w", &[2, 2], &[0.0, 0.0, 1.0, -1.0], 4, Granularity::PerChannel, scheme).unwrap();
+            let q = quantize_tensor("w", &[2, 2], &[0.0, 0.0, 1.0, -1.0], 4, Granularity::PerChannel, scheme)
+                .unwrap();
             assert_eq!(&q.to_dense().as_f32().unwrap()[..2], &[0.0, 0.0]);
         }
     }

@@ -193,7 +193,9 @@ impl Plan {
                 if s == Src::Quant {
                     let (shape, w) = quant.get_mut(i).expect("registered above");
                     let w = w.take().ok_or_else(|| {
-                        RuntimeError::Unsupported(format!("quantized weight '{i}' is read by more than one node"))
+                        RuntimeError::Unsupported(format!(
+                            "quantized weight '{i}' is read by more than one node"
+                        ))
                     })?;
                     exec = quant_exec(n, shape, w);
                 }

@@ -99,11 +99,18 @@ pub(crate) struct QuantGemm {
 }
 
 impl QuantGemm {
-    pub fn run(&self, a: (&[usize], &[f32]), c: Option<(&[usize], &[f32])>) -> Checked<(Vec<usize>, Vec<f32>)> {
+    pub fn run(
+        &self,
+        a: (&[usize], &[f32]),
+        c: Option<(&[usize], &[f32])>,
+    ) -> Checked<(Vec<usize>, Vec<f32>)> {
         let (m, k) = a_dims(a.0, self.trans_a)?;
         let (n, wk) = (self.w.rows(), self.w.cols());
         if k != wk {
-            return Err(format!("A {:?} (trans_a {}) does not multiply a weight of {wk} inputs", a.0, self.trans_a));
+            return Err(format!(
+                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
+                a.0, self.trans_a
+            ));
         }
         let x = if self.trans_a { transpose(a.1, k, m) } else { a.1.to_vec() };
         let mut y = vec![0.0f32; m * n];

@@ -40,7 +40,8 @@ fn fc_graph(rows: usize, cols: usize, rng: &mut Rng) -> Graph {
     let mut g = Graph::new("fc", "x", &[cols]);
     g.add_weight("w", Tensor::f32(vec![rows, cols], vec![0.0; rows * cols]));
     g.add_weight("b", Tensor::f32(vec![rows], inputs(rows, rng)));
-    let out = g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &["x", "w", "b"]);
+    let out =
+        g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &["x", "w", "b"]);
     g.outputs.push(ValueInfo::batched(&out, &[rows]));
     g
 }
@@ -94,7 +95,8 @@ fn conv_matches_decoded_dense() {
         let out = g.push("conv", Op::Conv(a), &["x", "w", "b"]);
         g.outputs.push(ValueInfo::batched(&out, &[5, 5, 5]));
         let q = random_quant(&[5, 3, 3, 3], bits, true, bits != 8, &mut rng);
-        let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q.clone())]));
+        let model =
+            DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q.clone())]));
         let dense = Runtime::dense(model.to_dense_graph()).unwrap();
         let rt = Runtime::from_model(model).unwrap();
         let x = inputs(2 * 3 * 81, &mut rng);
