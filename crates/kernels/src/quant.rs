@@ -134,15 +134,25 @@ fn rescale(acc: i32, scale: f32, zero: i32, x: &QuantizedInput) -> f32 {
 }
 
 /// Int8 weights, row-major `[rows, cols]`, one scale and zero point per row.
+///
+/// Rows are kept in memory with a stride rounded up to 32 codes (zero padding), and activations
+/// are padded alike, so the SIMD loop has no scalar tail (a 5x5 convolution has 25 inputs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Weights {
     rows: usize,
     cols: usize,
+    stride: usize,
     /// No code is -128 (the faster sign trick applies).
     no_min: bool,
     q: Vec<i8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
+}
+
+/// Quantizes `x` into `buf`, zero-padded to `len` codes.
+fn quantize_padded(x: &[f32], len: usize, buf: &mut QuantizedInput) {
+    buf.quantize(x);
+    buf.q.resize(len, 0);
 }
 
 impl Int8Weights {
@@ -158,7 +168,14 @@ impl Int8Weights {
         expect_len("q", q.len(), rows * cols)?;
         check_rows(rows, cols, &scale, &zero)?;
         let no_min = !q.contains(&i8::MIN);
-        Ok(Int8Weights { rows, cols, no_min, q, scale, zero })
+        let stride = cols.next_multiple_of(32);
+        let mut padded = vec![0i8; rows * stride];
+        if cols > 0 {
+            for (dst, src) in padded.chunks_exact_mut(stride).zip(q.chunks_exact(cols)) {
+                dst[..cols].copy_from_slice(src);
+            }
+        }
+        Ok(Int8Weights { rows, cols, stride, no_min, q: padded, scale, zero })
     }
 
     /// Number of rows (outputs).
@@ -175,41 +192,38 @@ impl Int8Weights {
     pub fn dot_rows(&self, xq: &[i8], acc: &mut [i32]) -> Result<(), KernelError> {
         expect_len("xq", xq.len(), self.cols)?;
         expect_len("acc", acc.len(), self.rows)?;
-        if self.cols == 0 {
+        let mut xp = xq.to_vec();
+        xp.resize(self.stride, 0);
+        self.dot_padded(&xp, acc);
+        Ok(())
+    }
+
+    /// [`Int8Weights::dot_rows`] on activations already padded to the stride.
+    fn dot_padded(&self, xq: &[i8], acc: &mut [i32]) {
+        let n = self.stride;
+        if n == 0 {
             acc.fill(0);
-            return Ok(());
+            return;
         }
         #[cfg(target_arch = "x86_64")]
         if crate::quant_x86::available() {
             let quads = self.rows / 4;
-            let n = self.cols;
             for (a, w) in acc.chunks_exact_mut(4).zip(self.q.chunks_exact(4 * n)) {
                 let r = [&w[..n], &w[n..2 * n], &w[2 * n..3 * n], &w[3 * n..]];
-                // SAFETY: AVX2 checked above; every row has `cols` elements, as `xq`.
+                // SAFETY: AVX2 checked above; every row has `stride` elements, as `xq`, and
+                // `no_min` is true only if no code is -128.
                 a.copy_from_slice(&unsafe { crate::quant_x86::dot_i8_x4(r, xq, self.no_min) });
             }
-            let rest = self.q.chunks_exact(self.cols).skip(4 * quads);
+            let rest = self.q.chunks_exact(n).skip(4 * quads);
             for (a, w) in acc[4 * quads..].iter_mut().zip(rest) {
-                // SAFETY: AVX2 checked above; both slices have `cols` elements.
+                // SAFETY: AVX2 checked above; both slices have `stride` elements.
                 *a = unsafe { crate::quant_x86::dot_i8(w, xq) };
             }
-            return Ok(());
+            return;
         }
-        for (a, w) in acc.iter_mut().zip(self.q.chunks_exact(self.cols)) {
+        for (a, w) in acc.iter_mut().zip(self.q.chunks_exact(n)) {
             *a = dot_i8(w, xq);
         }
-        Ok(())
-    }
-
-    /// `y = W x` for one quantized input vector.
-    pub fn gemv_quantized(&self, x: &QuantizedInput, y: &mut [f32]) -> Result<(), KernelError> {
-        expect_len("y", y.len(), self.rows)?;
-        let mut acc = vec![0i32; self.rows];
-        self.dot_rows(&x.q, &mut acc)?;
-        for (r, (o, a)) in y.iter_mut().zip(acc).enumerate() {
-            *o = rescale(a, self.scale[r], self.zero[r], x);
-        }
-        Ok(())
     }
 
     /// `y = x · Wᵀ` for `batch` rows of `x` (`[batch, cols]`), each quantized dynamically
@@ -218,9 +232,13 @@ impl Int8Weights {
         expect_len("x", x.len(), batch * self.cols)?;
         expect_len("y", y.len(), batch * self.rows)?;
         let mut xq = QuantizedInput::default();
+        let mut acc = vec![0i32; self.rows];
         for b in 0..batch {
-            xq.quantize(&x[b * self.cols..(b + 1) * self.cols]);
-            self.gemv_quantized(&xq, &mut y[b * self.rows..(b + 1) * self.rows])?;
+            quantize_padded(&x[b * self.cols..(b + 1) * self.cols], self.stride, &mut xq);
+            self.dot_padded(&xq.q, &mut acc);
+            for (r, (o, &a)) in y[b * self.rows..(b + 1) * self.rows].iter_mut().zip(&acc).enumerate() {
+                *o = rescale(a, self.scale[r], self.zero[r], &xq);
+            }
         }
         Ok(())
     }
@@ -233,12 +251,16 @@ pub(crate) fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
 
 /// Weights of 4 or 2 bits, `8 / bits` unsigned codes per byte, the first column in the low
 /// bits; each row starts on a byte (`row_bytes = ceil(cols * bits / 8)`, unused high bits 0).
+///
+/// In memory each row is padded with zero bytes to a multiple of 32 bytes (64 or 128 codes),
+/// and activations with zeros alike, so the SIMD loop has no scalar tail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LowBitWeights {
     bits: u32,
     rows: usize,
     cols: usize,
-    row_bytes: usize,
+    /// Bytes per row in memory (a multiple of 32).
+    stride: usize,
     packed: Vec<u8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
@@ -285,7 +307,14 @@ impl LowBitWeights {
         let row_bytes = packed_row_bytes(cols, bits);
         expect_len("packed", packed.len(), rows * row_bytes)?;
         check_rows(rows, cols, &scale, &zero)?;
-        Ok(LowBitWeights { bits, rows, cols, row_bytes, packed, scale, zero })
+        let stride = row_bytes.next_multiple_of(32);
+        let mut padded = vec![0u8; rows * stride];
+        if row_bytes > 0 {
+            for (dst, src) in padded.chunks_exact_mut(stride).zip(packed.chunks_exact(row_bytes)) {
+                dst[..row_bytes].copy_from_slice(src);
+            }
+        }
+        Ok(LowBitWeights { bits, rows, cols, stride, packed: padded, scale, zero })
     }
 
     /// Number of rows (outputs).
@@ -303,23 +332,37 @@ impl LowBitWeights {
         self.bits
     }
 
+    /// Codes per padded row.
+    fn padded_cols(&self) -> usize {
+        self.stride * 8 / self.bits as usize
+    }
+
     /// The integer dot products `acc[r] = Σ_c q[r, c] xq[c]` (`xq` in `[-127, 127]`).
     pub fn dot_rows(&self, xq: &[i8], acc: &mut [i32]) -> Result<(), KernelError> {
         expect_len("xq", xq.len(), self.cols)?;
         expect_len("acc", acc.len(), self.rows)?;
-        if self.cols == 0 {
+        let mut xp = xq.to_vec();
+        xp.resize(self.padded_cols(), 0);
+        self.dot_padded(&xp, acc, &mut Vec::new());
+        Ok(())
+    }
+
+    /// [`LowBitWeights::dot_rows`] on activations padded to the row stride; `scratch` holds the
+    /// reordered activations between calls.
+    fn dot_padded(&self, xq: &[i8], acc: &mut [i32], scratch: &mut Vec<i8>) {
+        let rb = self.stride;
+        if rb == 0 {
             acc.fill(0);
-            return Ok(());
+            return;
         }
         let per = 8 / self.bits as usize;
         let block = 32 * per;
-        let nb = self.cols / block;
-        let rows = self.packed.chunks_exact(self.row_bytes);
+        let nb = rb / 32;
         #[cfg(target_arch = "x86_64")]
-        if nb > 0 && crate::quant_x86::available() {
+        if crate::quant_x86::available() {
             // Activations reordered so that lane j of sub-block s holds column per*j + s.
-            let mut xp = vec![0i8; nb * block];
-            for (b, dst) in xp.chunks_exact_mut(block).enumerate() {
+            scratch.resize(nb * block, 0);
+            for (b, dst) in scratch.chunks_exact_mut(block).enumerate() {
                 let src = &xq[b * block..(b + 1) * block];
                 for s in 0..per {
                     for j in 0..32 {
@@ -328,43 +371,21 @@ impl LowBitWeights {
                 }
             }
             let quads = self.rows / 4;
-            let rb = self.row_bytes;
             for (a, w) in acc.chunks_exact_mut(4).zip(self.packed.chunks_exact(4 * rb)) {
                 let r = [&w[..rb], &w[rb..2 * rb], &w[2 * rb..3 * rb], &w[3 * rb..]];
-                // SAFETY: AVX2 checked above; every row has at least `nb * 32` bytes and `xp`
+                // SAFETY: AVX2 checked above; every row has `nb * 32` bytes and the scratch
                 // `nb * block` codes.
-                let head = unsafe { crate::quant_x86::dot_lowbit_x4(r, &xp, nb, self.bits) };
-                for k in 0..4 {
-                    a[k] = head[k] + self.tail(r[k], xq, nb * block);
-                }
+                a.copy_from_slice(&unsafe { crate::quant_x86::dot_lowbit_x4(r, scratch, nb, self.bits) });
             }
-            for (a, row) in acc[4 * quads..].iter_mut().zip(rows.skip(4 * quads)) {
+            for (a, row) in acc[4 * quads..].iter_mut().zip(self.packed.chunks_exact(rb).skip(4 * quads)) {
                 // SAFETY: as above, for one row.
-                let head = unsafe { crate::quant_x86::dot_lowbit(row, &xp, nb, self.bits) };
-                *a = head + self.tail(row, xq, nb * block);
+                *a = unsafe { crate::quant_x86::dot_lowbit(row, scratch, nb, self.bits) };
             }
-            return Ok(());
+            return;
         }
-        for (a, row) in acc.iter_mut().zip(rows) {
-            *a = self.tail(row, xq, 0);
+        for (a, row) in acc.iter_mut().zip(self.packed.chunks_exact(rb)) {
+            *a = dot_packed(row, xq, self.bits);
         }
-        Ok(())
-    }
-
-    /// Portable `Σ_{c >= from} q[c] xq[c]` over one packed row.
-    fn tail(&self, row: &[u8], xq: &[i8], from: usize) -> i32 {
-        (from..self.cols).map(|c| packed_code(row, c, self.bits) as i32 * xq[c] as i32).sum()
-    }
-
-    /// `y = W x` for one quantized input vector.
-    pub fn gemv_quantized(&self, x: &QuantizedInput, y: &mut [f32]) -> Result<(), KernelError> {
-        expect_len("y", y.len(), self.rows)?;
-        let mut acc = vec![0i32; self.rows];
-        self.dot_rows(&x.q, &mut acc)?;
-        for (r, (o, a)) in y.iter_mut().zip(acc).enumerate() {
-            *o = rescale(a, self.scale[r], self.zero[r], x);
-        }
-        Ok(())
     }
 
     /// `y = x · Wᵀ` for `batch` rows of `x`, each quantized dynamically.
@@ -372,12 +393,29 @@ impl LowBitWeights {
         expect_len("x", x.len(), batch * self.cols)?;
         expect_len("y", y.len(), batch * self.rows)?;
         let mut xq = QuantizedInput::default();
+        let (mut acc, mut scratch) = (vec![0i32; self.rows], Vec::new());
         for b in 0..batch {
-            xq.quantize(&x[b * self.cols..(b + 1) * self.cols]);
-            self.gemv_quantized(&xq, &mut y[b * self.rows..(b + 1) * self.rows])?;
+            quantize_padded(&x[b * self.cols..(b + 1) * self.cols], self.padded_cols(), &mut xq);
+            self.dot_padded(&xq.q, &mut acc, &mut scratch);
+            for (r, (o, &a)) in y[b * self.rows..(b + 1) * self.rows].iter_mut().zip(&acc).enumerate() {
+                *o = rescale(a, self.scale[r], self.zero[r], &xq);
+            }
         }
         Ok(())
     }
+}
+
+/// Portable `Σ_c q[c] xq[c]` over a packed row (`xq` covers every code of the row's bytes).
+fn dot_packed(row: &[u8], xq: &[i8], bits: u32) -> i32 {
+    let per = 8 / bits as usize;
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut s = 0i32;
+    for (byte, xs) in row.iter().zip(xq.chunks_exact(per)) {
+        for (k, &xv) in xs.iter().enumerate() {
+            s += ((byte >> (k as u32 * bits)) & mask) as i32 * xv as i32;
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -429,7 +467,16 @@ mod tests {
             let mut acc = vec![0; rows];
             w.dot_rows(&x, &mut acc).unwrap();
             let want = crate::reference::int_dot_rows(rows, cols, |r, k| c[r * cols + k] as i32, &x);
-            prop_assert_eq!(acc, want);
+            prop_assert_eq!(&acc, &want);
+            // The portable loop, whichever path the CPU takes above.
+            let rb = packed_row_bytes(cols, bits);
+            if rb > 0 {
+                let mut xpad = x.clone();
+                xpad.resize(rb * (8 / bits as usize), 0);
+                let packed = pack_codes(&c, rows, cols, bits);
+                let portable: Vec<i32> = packed.chunks(rb).map(|row| dot_packed(row, &xpad, bits)).collect();
+                prop_assert_eq!(&portable, &want);
+            }
         }
 
         /// End to end against f32 arithmetic on the dequantized weights and inputs.

@@ -217,7 +217,6 @@ impl plan::Step {
             }
             Exec::SparseGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
             Exec::QuantGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
-            Exec::QuantConv(c) => c.run(ins[0], ins.get(2).map(|b| b.1)).map_err(plan::Fail::Shape),
             Exec::SparseConv { w, kernel, attrs } => {
                 let x = ins[0].0;
                 let wshape = [w.csr().rows(), x.get(1).copied().unwrap_or(0), kernel[0], kernel[1]];

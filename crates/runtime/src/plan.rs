@@ -8,7 +8,7 @@ use deepshrink_graph::{ConvAttrs, Dim, Graph, Op, ValueInfo};
 use deepshrink_kernels::{Csr, SparseWeights, Values};
 
 use crate::gemm::SparseGemm;
-use crate::quant::{runs_on_kernels, QuantConv, QuantGemm, QuantW};
+use crate::quant::{runs_on_kernels, QuantGemm, QuantW};
 use crate::RuntimeError;
 
 /// Where a step operand comes from.
@@ -38,8 +38,6 @@ pub(crate) enum Exec {
     SparseConv { w: SparseWeights, kernel: [usize; 2], attrs: ConvAttrs },
     /// A Gemm on a quantized B (`trans_b`).
     QuantGemm(QuantGemm),
-    /// An ungrouped Conv on a quantized W.
-    QuantConv(QuantConv),
 }
 
 impl Exec {
@@ -49,7 +47,6 @@ impl Exec {
             Exec::SparseGemm(g) => g.w.kind(),
             Exec::SparseConv { w, .. } => w.kind(),
             Exec::QuantGemm(g) => g.w.kind(),
-            Exec::QuantConv(c) => c.w.kind(),
         }
     }
 }
@@ -164,7 +161,7 @@ impl Plan {
             })?;
             shadow_inputs.push(fixed(&name, &m.shape));
             src.insert(name.clone(), Src::Quant);
-            quant.insert(name, (m.shape, Some(w)));
+            quant.insert(name, Some(w));
         }
         let input_name = graph.inputs[0].name.clone();
         src.insert(input_name.clone(), Src::Input);
@@ -191,13 +188,13 @@ impl Plan {
                     exec = sparse_exec(n, pos, i, shape, w)?;
                 }
                 if s == Src::Quant {
-                    let (shape, w) = quant.get_mut(i).expect("registered above");
+                    let w = quant.get_mut(i).expect("registered above");
                     let w = w.take().ok_or_else(|| {
                         RuntimeError::Unsupported(format!(
                             "quantized weight '{i}' is read by more than one node"
                         ))
                     })?;
-                    exec = quant_exec(n, shape, w);
+                    exec = quant_exec(n, w);
                 }
                 ins.push(s);
             }
@@ -249,17 +246,12 @@ impl Plan {
 }
 
 /// The step for node `n` reading a quantized weight as input 1 (checked by `runs_on_kernels`).
-fn quant_exec(n: &deepshrink_graph::Node, shape: &[usize], w: QuantW) -> Exec {
+fn quant_exec(n: &deepshrink_graph::Node, w: QuantW) -> Exec {
     match &n.op {
         Op::Gemm { alpha, beta, trans_a, .. } => {
             Exec::QuantGemm(QuantGemm { w, alpha: *alpha, beta: *beta, trans_a: *trans_a })
         }
-        Op::Conv(a) => Exec::QuantConv(QuantConv {
-            w,
-            kernel: [shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1)],
-            attrs: a.clone(),
-        }),
-        _ => unreachable!("runs_on_kernels admits Gemm and Conv only"),
+        _ => unreachable!("runs_on_kernels admits Gemm only"),
     }
 }
 

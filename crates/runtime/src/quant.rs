@@ -3,15 +3,18 @@
 //! each activation vector quantized to int8 per call (dynamic quantization).
 //!
 //! A quantized weight runs on these kernels where it is the B operand of a Gemm with `trans_b`
-//! (`[N, K]`, one scale per output row) or the W operand of an ungrouped Conv. Anywhere else
-//! (a MatMul, a Gemm without `trans_b`, where per-row scales lie along the reduced dimension) it
-//! is decoded to f32 at load time and runs dense; `Runtime::node_kinds` shows which.
+//! (`[N, K]`, one scale per output row). Anywhere else it is decoded to f32 at load time and
+//! runs dense (the file stays packed); `Runtime::node_kinds` shows which:
+//! - a MatMul or a Gemm without `trans_b`: per-row scales lie along the reduced dimension;
+//! - a Conv: one integer GEMV per output pixel (im2col, each pixel's inputs quantized on their
+//!   own) measured 1.4x (LeNet-5 conv2, 50x500 over 8x8 pixels) to 6x (conv1, 20x25 over 24x24)
+//!   slower than the f32 im2col GEMM (bench/results/quantization/README.md); an integer GEMM
+//!   that quantizes the column matrix once is the missing piece.
 
 use deepshrink_codec::QuantMatrix;
-use deepshrink_graph::{ConvAttrs, Node, Op};
+use deepshrink_graph::{Node, Op};
 use deepshrink_kernels::{BinaryWeights, Int8Weights, KernelError, LowBitWeights};
 
-use crate::conv::Geo;
 use crate::gemm::{a_dims, finish, transpose, Checked};
 
 /// A quantized `rows x cols` matrix in kernel form.
@@ -79,12 +82,11 @@ impl QuantW {
 }
 
 /// True if the quantized weight `name` can run on the integer kernels in every node that reads
-/// it: input B of a Gemm with `trans_b`, or input W of an ungrouped Conv.
+/// it: input B of a Gemm with `trans_b`.
 pub(crate) fn runs_on_kernels<'a>(name: &str, mut readers: impl Iterator<Item = &'a Node>) -> bool {
     readers.all(|n| {
         n.inputs.iter().enumerate().filter(|(_, i)| *i == name).all(|(pos, _)| match (&n.op, pos) {
             (Op::Gemm { trans_b: true, .. }, 1) => true,
-            (Op::Conv(a), 1) => a.group == 1,
             _ => false,
         })
     })
@@ -117,45 +119,5 @@ impl QuantGemm {
         self.w.matmul(&x, m, &mut y).map_err(|e| e.to_string())?;
         finish(&mut y, m, n, self.alpha, self.beta, c)?;
         Ok((vec![m, n], y))
-    }
-}
-
-/// An ungrouped Conv on a quantized W (`O x C*KH*KW`).
-pub(crate) struct QuantConv {
-    pub w: QuantW,
-    pub kernel: [usize; 2],
-    pub attrs: ConvAttrs,
-}
-
-impl QuantConv {
-    /// Per image: im2col, transposed to one row of `C*KH*KW` inputs per output pixel, the
-    /// integer product (each pixel's inputs quantized on their own), transposed back to NCHW.
-    pub fn run(&self, x: (&[usize], &[f32]), bias: Option<&[f32]>) -> Checked<(Vec<usize>, Vec<f32>)> {
-        let (xs, o) = (x.0, self.w.rows());
-        let wshape = [o, xs.get(1).copied().unwrap_or(0), self.kernel[0], self.kernel[1]];
-        let out = deepshrink_graph::shape::conv_shape(xs, &wshape, &self.attrs)
-            .ok()
-            .filter(|_| xs[1] * self.kernel[0] * self.kernel[1] == self.w.cols())
-            .ok_or_else(|| format!("input {xs:?} does not fit the weight {wshape:?}"))?;
-        if bias.is_some_and(|b| b.len() != o) {
-            return Err(format!("bias does not match {o} output channels"));
-        }
-        let g = Geo::new(xs, self.kernel, &out, &self.attrs);
-        let (p, k) = (g.p(), g.rows());
-        let mut cols = vec![0.0f32; k * p];
-        let mut py = vec![0.0f32; p * o];
-        let mut y = vec![0.0f32; out.iter().product()];
-        for (xn, yn) in x.1.chunks_exact(g.chw()).zip(y.chunks_exact_mut(o * p)) {
-            g.im2col(xn, &mut cols);
-            let pix = transpose(&cols, k, p);
-            self.w.matmul(&pix, p, &mut py).map_err(|e| e.to_string())?;
-            for (ch, row) in yn.chunks_exact_mut(p).enumerate() {
-                let b = bias.map_or(0.0, |b| b[ch]);
-                for (i, v) in row.iter_mut().enumerate() {
-                    *v = py[i * o + ch] + b;
-                }
-            }
-        }
-        Ok((out, y))
     }
 }

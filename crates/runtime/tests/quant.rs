@@ -1,6 +1,6 @@
 //! The runtime on quantized weights (integer kernels, activations quantized per call) against the
 //! dense runtime on the decoded weights: within the error that int8 activations allow, for every
-//! bit width, grouping and zero-point scheme, on Gemm and Conv; plus the dense fallback.
+//! bit width, grouping and zero-point scheme, on Gemm; plus the dense fallback (Conv, MatMul).
 
 use std::collections::BTreeMap;
 
@@ -84,31 +84,24 @@ fn gemm_matches_decoded_dense_at_every_bit_width() {
     }
 }
 
+/// Quantized Conv weights are decoded at load time and run dense (the per-pixel integer GEMV
+/// was slower than the f32 im2col GEMM): bit for bit the decoded model.
 #[test]
-fn conv_matches_decoded_dense() {
+fn conv_runs_decoded() {
     let mut rng = Rng::new(5);
-    for bits in [8u8, 4, 2] {
-        let mut g = Graph::new("conv", "x", &[3, 9, 9]);
-        g.add_weight("w", Tensor::f32(vec![5, 3, 3, 3], vec![0.0; 135]));
-        g.add_weight("b", Tensor::f32(vec![5], inputs(5, &mut rng)));
-        let a = ConvAttrs { pads: [1, 1, 1, 1], strides: [2, 2], ..Default::default() };
-        let out = g.push("conv", Op::Conv(a), &["x", "w", "b"]);
-        g.outputs.push(ValueInfo::batched(&out, &[5, 5, 5]));
-        let q = random_quant(&[5, 3, 3, 3], bits, true, bits != 8, &mut rng);
-        let model =
-            DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q.clone())]));
-        let dense = Runtime::dense(model.to_dense_graph()).unwrap();
-        let rt = Runtime::from_model(model).unwrap();
-        let x = inputs(2 * 3 * 81, &mut rng);
-        let (s1, got) = rt.run(&x, 2).unwrap();
-        let (s2, want) = dense.run(&x, 2).unwrap();
-        assert_eq!(s1, s2);
-        let w = q.to_dense();
-        let w = w.as_f32().unwrap();
-        let abs = |i: usize| w[((i / 25) % 5) * 27..][..27].iter().map(|v| v.abs()).sum::<f32>();
-        let xmax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert_within_activation_error(&got, &want, abs, xmax);
-    }
+    let mut g = Graph::new("conv", "x", &[3, 9, 9]);
+    g.add_weight("w", Tensor::f32(vec![5, 3, 3, 3], vec![0.0; 135]));
+    g.add_weight("b", Tensor::f32(vec![5], inputs(5, &mut rng)));
+    let a = ConvAttrs { pads: [1, 1, 1, 1], strides: [2, 2], ..Default::default() };
+    let out = g.push("conv", Op::Conv(a), &["x", "w", "b"]);
+    g.outputs.push(ValueInfo::batched(&out, &[5, 5, 5]));
+    let q = random_quant(&[5, 3, 3, 3], 8, true, false, &mut rng);
+    let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q)]));
+    let dense = Runtime::dense(model.to_dense_graph()).unwrap();
+    let rt = Runtime::from_model(model).unwrap();
+    assert_eq!(rt.node_kinds()[0].2, "dense");
+    let x = inputs(2 * 3 * 81, &mut rng);
+    assert_eq!(rt.run(&x, 2).unwrap(), dense.run(&x, 2).unwrap());
 }
 
 /// A quantized weight read where the kernels cannot run it (Gemm without trans_b: per-row
