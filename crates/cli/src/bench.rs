@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (dense, compressed) = if dsk::is_dsk(&name) {
         let m = dsk::load(&args.model)?;
         let dense = Runtime::dense(m.to_dense_graph()).with_context(|| name.clone())?;
-        (dense, Some(Runtime::new(m.graph, m.sparse).with_context(|| name.clone())?))
+        (dense, Some(Runtime::from_model(m).with_context(|| name.clone())?))
     } else {
         (Runtime::dense(deepshrink_io::load_model(&args.model)?).with_context(|| name.clone())?, None)
     };

@@ -62,6 +62,10 @@ struct LayerOut {
     bytes_pruned: usize,
     bytes_pruned_quantized: usize,
     bytes_final: usize,
+    /// Stored bits per weight of the final encoding (codes, scales, indices, header).
+    bits_per_weight: f64,
+    /// The final encoding (`sparse_codebook`, `quant`, ...).
+    encoding: String,
     ratio: f64,
     index_stream: Option<StreamRow>,
     code_stream: Option<StreamRow>,
@@ -160,8 +164,12 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|h| (h.index_bits_fc, h.index_bits_conv).ne(&(5, 8)).then_some(h.index_bits_fc));
     let opts = |huff: bool| PackOptions { index_bits, huffman: huff };
-    let model = DskModel { graph, sparse };
-    let pruned_only = DskModel { graph: model.graph.clone(), sparse: as_pruned_only(&model.sparse) };
+    let model = DskModel { graph, sparse, quantized: state.quantized.clone() };
+    let pruned_only = DskModel {
+        graph: model.graph.clone(),
+        sparse: as_pruned_only(&model.sparse),
+        quantized: model.quantized.clone(),
+    };
     let (_, size_p) = deepshrink_codec::to_bytes(&pruned_only, &opts(false))?;
     let (_, size_pq) = deepshrink_codec::to_bytes(&model, &opts(false))?;
     let (bytes, size_final) = deepshrink_codec::to_bytes(&model, &opts(huffman.is_some()))?;
@@ -170,7 +178,7 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
     // Measure the container exactly as written: decode the bytes and run the compressed form.
     let decoded = deepshrink_codec::from_bytes(&bytes)?;
     let softmax = dsk::ends_in_softmax(&decoded.graph);
-    let rt = deepshrink_runtime::Runtime::new(decoded.graph, decoded.sparse)?;
+    let rt = deepshrink_runtime::Runtime::from_model(decoded)?;
     let dsk_accuracy = dsk::evaluate(&rt, softmax, &test, "measure .dsk")?;
 
     deepshrink_io::write_atomic(&args.out, &bytes)?;
@@ -223,6 +231,8 @@ fn build_report(
                 bytes_pruned: total(&p),
                 bytes_pruned_quantized: total(&pq),
                 bytes_final,
+                bits_per_weight: 8.0 * bytes_final as f64 / l.weights.max(1) as f64,
+                encoding: f.map_or("dense_f32".into(), |t| t.encoding.clone()),
                 ratio: (4 * l.weights) as f64 / bytes_final.max(1) as f64,
                 index_stream: f.and_then(|t| stream(&t.index_stream)),
                 code_stream: f.and_then(|t| stream(&t.code_stream)),
@@ -263,14 +273,14 @@ fn markdown(o: &Out, out_path: &Path) -> String {
         ));
     }
     s.push_str(&format!("| .dsk (runtime, compressed form) | {:.2}% | | |\n\n", o.dsk_accuracy.top1 * 100.0));
-    s.push_str("| layer | weights | kept | bits | dense | pruned | + quantized | + Huffman | ratio | index bits/sym (entropy) | code bits/sym (entropy) |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| layer | weights | kept | bits | dense | pruned | + quantized | + Huffman | ratio | bits/weight | encoding | index bits/sym (entropy) | code bits/sym (entropy) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
     let st = |x: &Option<StreamRow>| {
         x.as_ref().map_or("-".to_string(), |x| format!("{:.3} ({:.3})", x.avg_code_bits, x.entropy_bits))
     };
     for l in &o.layers {
         s.push_str(&format!(
-            "| {} | {} | {:.1}% | {} | {} | {} | {} | {} | {:.1}x | {} | {} |\n",
+            "| {} | {} | {:.1}% | {} | {} | {} | {} | {} | {:.1}x | {:.2} | {} | {} | {} |\n",
             l.name,
             l.weights,
             l.kept_percent,
@@ -280,6 +290,8 @@ fn markdown(o: &Out, out_path: &Path) -> String {
             l.bytes_pruned_quantized,
             l.bytes_final,
             l.ratio,
+            l.bits_per_weight,
+            l.encoding,
             st(&l.index_stream),
             st(&l.code_stream)
         ));

@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let m = dsk::load(std::path::Path::new(&args.model))?;
         let softmax = dsk::ends_in_softmax(&m.graph);
         let sample = m.graph.inputs.first().map(|i| i.sample_shape()).unwrap_or_default();
-        let rt = deepshrink_runtime::Runtime::new(m.graph, m.sparse).with_context(|| args.model.clone())?;
+        let rt = deepshrink_runtime::Runtime::from_model(m).with_context(|| args.model.clone())?;
         let set = idx::load_dir(&args.data, split, Default::default())?;
         anyhow::ensure!(
             sample.iter().product::<usize>() == set.sample_len(),

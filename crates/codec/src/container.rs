@@ -4,8 +4,10 @@ use deepshrink_graph::{Graph, GraphError};
 use std::collections::BTreeMap;
 
 use crate::bits::{crc32, ByteReader};
-use crate::encoding::{begin_section, end_section, read_tensor, write_dense, write_sparse, Stored};
-use crate::{graph_section, CodecError, SizeReport, SparseMatrix};
+use crate::encoding::{
+    begin_section, end_section, read_tensor, write_dense, write_quant, write_sparse, Stored,
+};
+use crate::{graph_section, CodecError, QuantMatrix, SizeReport, SparseMatrix};
 
 /// The first four bytes of every `.dsk` file.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'S', b'K'];
@@ -15,14 +17,16 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 16;
 
 /// A model as stored in a `.dsk`: the graph with its densely stored weights (biases, unpruned
-/// tensors) in `graph.weights`, and the compressed weights by name in `sparse`. A name is in one
-/// of the two, never both.
+/// tensors) in `graph.weights`, the compressed weights by name in `sparse` and the quantized
+/// ones in `quantized`. A name is in one of the three, never two.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DskModel {
     /// The graph; `weights` holds the tensors stored dense.
     pub graph: Graph,
     /// Compressed weight tensors by name.
     pub sparse: BTreeMap<String, SparseMatrix>,
+    /// Quantized (integer-coded, packed) weight tensors by name.
+    pub quantized: BTreeMap<String, QuantMatrix>,
 }
 
 impl DskModel {
@@ -30,7 +34,15 @@ impl DskModel {
     /// are removed from `graph.weights`.
     pub fn new(mut graph: Graph, sparse: BTreeMap<String, SparseMatrix>) -> DskModel {
         graph.weights.retain(|name, _| !sparse.contains_key(name));
-        DskModel { graph, sparse }
+        DskModel { graph, sparse, quantized: BTreeMap::new() }
+    }
+
+    /// Adds quantized tensors, removing their dense (and sparse) copies.
+    pub fn with_quantized(mut self, quantized: BTreeMap<String, QuantMatrix>) -> DskModel {
+        self.graph.weights.retain(|name, _| !quantized.contains_key(name));
+        self.sparse.retain(|name, _| !quantized.contains_key(name));
+        self.quantized.extend(quantized);
+        self
     }
 
     /// The graph with every compressed tensor decoded to dense f32 in `weights` — exactly the
@@ -38,6 +50,9 @@ impl DskModel {
     pub fn to_dense_graph(&self) -> Graph {
         let mut g = self.graph.clone();
         for (name, m) in &self.sparse {
+            g.weights.insert(name.clone(), m.to_dense());
+        }
+        for (name, m) in &self.quantized {
             g.weights.insert(name.clone(), m.to_dense());
         }
         g
@@ -97,6 +112,13 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     if let Some(name) = model.sparse.keys().find(|n| model.graph.weights.contains_key(*n) || n.is_empty()) {
         return Err(CodecError::BadName(name.clone()));
     }
+    if let Some(name) = model
+        .quantized
+        .keys()
+        .find(|n| model.graph.weights.contains_key(*n) || model.sparse.contains_key(*n) || n.is_empty())
+    {
+        return Err(CodecError::BadName(name.clone()));
+    }
     if model.graph.weights.contains_key("") {
         return Err(CodecError::BadName(String::new()));
     }
@@ -108,7 +130,7 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
 
     let g = &model.graph;
     let start = begin_section(&mut out);
-    graph_section::write(&mut out, g, g.weights.len() + model.sparse.len())?;
+    graph_section::write(&mut out, g, g.weights.len() + model.sparse.len() + model.quantized.len())?;
     end_section(&mut out, start)?;
     let header_and_graph_bytes = out.len();
 
@@ -118,6 +140,9 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     }
     for (name, m) in &model.sparse {
         tensors.push(write_sparse(&mut out, name, m, opts.index_bits_for(&m.shape), opts.huffman)?);
+    }
+    for (name, m) in &model.quantized {
+        tensors.push(write_quant(&mut out, name, m)?);
     }
     let total = out.len();
     out[8..16].copy_from_slice(&(total as u64).to_le_bytes());
@@ -143,17 +168,19 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
     let header_and_graph_bytes = offset;
 
     let mut sparse = BTreeMap::new();
+    let mut quantized = BTreeMap::new();
     let mut tensors = Vec::with_capacity(n_tensors);
     for i in 0..n_tensors {
         let label = format!("tensor #{i}");
         let body = read_section(&mut r, &label, opts)?;
         let (name, stored, size) = read_tensor(body, offset + 4, opts.max_tensor_elements, &label)?;
-        if graph.weights.contains_key(&name) || sparse.contains_key(&name) {
+        if graph.weights.contains_key(&name) || sparse.contains_key(&name) || quantized.contains_key(&name) {
             return Err(CodecError::BadName(name));
         }
         match stored {
             Stored::Dense(t) => graph.weights.insert(name, t).is_none(),
             Stored::Sparse(m) => sparse.insert(name, m).is_none(),
+            Stored::Quant(m) => quantized.insert(name, m).is_none(),
         };
         offset += size.total_bytes;
         tensors.push(size);
@@ -162,7 +189,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
         return Err(CodecError::TrailingBytes { extra: r.remaining() });
     }
     let report = SizeReport { total_bytes: bytes.len(), header_and_graph_bytes, tensors };
-    Ok((DskModel { graph, sparse }, report))
+    Ok((DskModel { graph, sparse, quantized }, report))
 }
 
 fn read_header(bytes: &[u8]) -> Result<(), CodecError> {

@@ -6,7 +6,7 @@ use deepshrink_graph::{Tensor, TensorData};
 use crate::bits::{put_varint, vlen, ByteReader};
 use crate::sparse_index::{csr_from_gaps, csr_full, gap_symbols};
 use crate::stream::{self, StreamCtx};
-use crate::{CodecError, SparseMatrix, SparseValues, TensorSize};
+use crate::{CodecError, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
 
 /// Section framing: `u32 body_len` before the body, `u32 crc` after it.
 pub const SECTION_OVERHEAD: usize = 8;
@@ -32,6 +32,9 @@ pub enum Encoding {
     /// [`Encoding::SparseCodebook`] with block positions as in [`Encoding::SparseBlockF32`].
     /// `payload = vlen(nnz) + 2 + index(blocks) + vlen(k) + 4k + stream(codes)`.
     SparseBlockCodebook = 6,
+    /// Integer codes of 8, 4, 2 or 1 bits packed into bytes, with scales and optional zero
+    /// points. `payload = 2 + 4g + [g] + rows * ceil(cols * bits / 8)`, `g` = 1 or `rows`.
+    Quant = 7,
 }
 
 impl Encoding {
@@ -44,6 +47,7 @@ impl Encoding {
             4 => Encoding::SparseCodebook,
             5 => Encoding::SparseBlockF32,
             6 => Encoding::SparseBlockCodebook,
+            7 => Encoding::Quant,
             _ => return None,
         })
     }
@@ -57,6 +61,7 @@ impl Encoding {
             Encoding::SparseCodebook => "sparse_codebook",
             Encoding::SparseBlockF32 => "sparse_block_f32",
             Encoding::SparseBlockCodebook => "sparse_block_codebook",
+            Encoding::Quant => "quant",
         }
     }
 
@@ -261,6 +266,21 @@ pub(crate) fn write_sparse(
     Ok(s)
 }
 
+/// Appends a `quant` tensor section (tag 7).
+pub(crate) fn write_quant(out: &mut Vec<u8>, name: &str, m: &QuantMatrix) -> Result<TensorSize, CodecError> {
+    let numel = m.rows() * m.cols();
+    let mut s = size(name, Encoding::Quant, numel, numel);
+    let start = begin_section(out);
+    put_header(out, name, Encoding::Quant, &m.shape);
+    let (side, codes) = crate::quant::write(out, name, m)?;
+    end_section(out, start)?;
+    s.total_bytes = out.len() - start;
+    s.codebook_bytes = side;
+    s.value_bytes = codes;
+    s.header_bytes = s.total_bytes - side - codes;
+    Ok(s)
+}
+
 /// Bits of a fixed-width code for a codebook of `k` centroids: `max(1, ceil(log2 k))`.
 pub fn code_width(k: usize) -> u32 {
     (usize::BITS - k.saturating_sub(1).leading_zeros()).max(1)
@@ -270,6 +290,7 @@ pub fn code_width(k: usize) -> u32 {
 pub(crate) enum Stored {
     Dense(Tensor),
     Sparse(SparseMatrix),
+    Quant(QuantMatrix),
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -329,6 +350,11 @@ pub(crate) fn read_tensor<'a>(
         | Encoding::SparseBlockCodebook => {
             let m = read_sparse(&mut r, enc, shape, numel, &mut s)?;
             Stored::Sparse(m)
+        }
+        Encoding::Quant => {
+            let (m, side, codes) = crate::quant::read(&mut r, shape)?;
+            (s.codebook_bytes, s.value_bytes) = (side, codes);
+            Stored::Quant(m)
         }
     };
     if r.remaining() != 0 {

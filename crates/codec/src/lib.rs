@@ -20,6 +20,7 @@ mod graph_section;
 pub mod hashing;
 pub mod huffman;
 mod matrix;
+mod quant;
 mod report;
 pub mod sparse_index;
 mod stream;
@@ -31,4 +32,5 @@ pub use container::{
 pub use encoding::{code_width, Encoding};
 pub use error::CodecError;
 pub use matrix::{SparseMatrix, SparseValues};
+pub use quant::QuantMatrix;
 pub use report::{SizeReport, StreamStats, TensorSize};

@@ -105,8 +105,11 @@ fn unknown_tag_is_named() {
     // One dense tensor; patch its tag and re-seal the section's CRC.
     let mut g = deepshrink_graph::Graph::default();
     g.add_weight("w", Tensor::f32(vec![1], vec![1.0]));
-    let (mut bytes, report) =
-        to_bytes(&DskModel { graph: g, sparse: BTreeMap::new() }, &PackOptions::default()).unwrap();
+    let (mut bytes, report) = to_bytes(
+        &DskModel { graph: g, sparse: BTreeMap::new(), ..Default::default() },
+        &PackOptions::default(),
+    )
+    .unwrap();
     let start = report.header_and_graph_bytes;
     let tag_at = start + 4 + 2;
     assert_eq!(bytes[tag_at], 1);

@@ -12,7 +12,11 @@ use deepshrink_graph::{Graph, Tensor};
 use proptest::prelude::*;
 
 fn model_of(name: &str, m: SparseMatrix) -> DskModel {
-    DskModel { graph: Graph::default(), sparse: BTreeMap::from([(name.to_string(), m)]) }
+    DskModel {
+        graph: Graph::default(),
+        sparse: BTreeMap::from([(name.to_string(), m)]),
+        ..Default::default()
+    }
 }
 
 /// Round trip under every option combination; checks bit identity and report consistency.
@@ -126,7 +130,7 @@ fn dense_tensors_are_aligned_and_i64_round_trips() {
     g.add_weight("a", Tensor::f32(vec![3], vec![1.0, 2.0, 3.0]));
     g.add_weight("bb", Tensor::i64(vec![2], vec![-5, i64::MAX]));
     g.add_weight("ccc", Tensor::f32(vec![1], vec![4.0]));
-    let model = DskModel { graph: g, sparse: BTreeMap::new() };
+    let model = DskModel { graph: g, sparse: BTreeMap::new(), ..Default::default() };
     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
     let back = from_bytes(&bytes).unwrap();
     assert_eq!(back, model);

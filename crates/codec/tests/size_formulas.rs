@@ -75,6 +75,7 @@ fn sparse_sections_match_their_formula() {
                         let model = DskModel {
                             graph: Graph::default(),
                             sparse: BTreeMap::from([(name.clone(), m.clone())]),
+                            ..Default::default()
                         };
                         let (bytes, report) =
                             to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
@@ -97,7 +98,7 @@ fn dense_sections_match_their_formula() {
     g.add_weight("a", Tensor::f32(vec![3, 2], vec![1.0; 6]));
     g.add_weight("bias.long.name", Tensor::i64(vec![5], vec![7; 5]));
     g.add_weight("c", Tensor::f32(vec![], vec![1.0]));
-    let model = DskModel { graph: g.clone(), sparse: BTreeMap::new() };
+    let model = DskModel { graph: g.clone(), sparse: BTreeMap::new(), ..Default::default() };
     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
     let mut offset = report.header_and_graph_bytes;
     for (name, t) in &g.weights {
@@ -134,10 +135,8 @@ fn block_sections_match_their_formula() {
                 assert_eq!(4 * blocks.nnz(), m.nnz());
                 for huffman in [false, true] {
                     for b in [2u8, 5, 8] {
-                        let model = DskModel {
-                            graph: Graph::default(),
-                            sparse: BTreeMap::from([("w".to_string(), m.clone())]),
-                        };
+                        let model =
+                            DskModel::new(Graph::default(), BTreeMap::from([("w".to_string(), m.clone())]));
                         let (_, report) =
                             to_bytes(&model, &PackOptions { index_bits: Some(b), huffman }).unwrap();
                         let t = &report.tensors[0];

@@ -8,7 +8,8 @@
 //! A [`Recipe`] (TOML) is a list of passes, parsed into a closed, tagged enum.
 //!
 //! Deep Compression (Han, Mao and Dally, ICLR 2016) is `prune` → `share` → `huffman`:
-//! see `recipes/deep-compression.toml`.
+//! see `recipes/deep-compression.toml`. Post-training quantization is `quantize`
+//! (`recipes/int8.toml`, `recipes/int4.toml`).
 #![deny(missing_docs)]
 
 mod constraint;
@@ -19,6 +20,7 @@ pub mod kmeans;
 mod pipeline;
 pub mod prune;
 pub mod qat;
+pub mod quantize;
 mod recipe;
 pub mod share;
 mod target;

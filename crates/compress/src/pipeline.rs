@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deepshrink_codec::{SparseMatrix, SparseValues};
+use deepshrink_codec::{QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
 use deepshrink_graph::Graph;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::prune::{
     block_magnitude_mask, global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope,
 };
 use crate::qat::QatConfig;
+use crate::quantize::{quantize_tensor, QuantizeConfig};
 use crate::share::{cluster, ShareConfig};
 use crate::{
     compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
@@ -33,6 +34,8 @@ pub struct State {
     pub layers: Vec<(String, LayerKind)>,
     /// HashedNets layers: shared values and seed by weight name.
     pub hashed: BTreeMap<String, (usize, u64)>,
+    /// Weights quantized by the quantize pass (stored as integer codes, not sparse).
+    pub quantized: BTreeMap<String, QuantMatrix>,
 }
 
 /// Data and settings shared by all passes.
@@ -107,6 +110,7 @@ impl State {
             bits: BTreeMap::new(),
             layers,
             hashed: BTreeMap::new(),
+            quantized: BTreeMap::new(),
         })
     }
 
@@ -125,12 +129,16 @@ impl State {
     }
 
     /// The compressed weights as sparse matrices (codebook values where shared) and the graph
-    /// holding every other weight dense: the two halves of a `.dsk` model.
+    /// holding every other weight dense (quantized weights are in neither: see
+    /// [`State::quantized`]); with the quantized weights, the three parts of a `.dsk` model.
     pub fn to_sparse(&self) -> (Graph, BTreeMap<String, SparseMatrix>) {
         let mut graph = self.model.to_graph();
         let mut sparse = BTreeMap::new();
         for (name, _) in &self.layers {
             let Some(t) = graph.weights.remove(name) else { continue };
+            if self.quantized.contains_key(name) {
+                continue;
+            }
             let data = t.as_f32().expect("compressible weights are f32");
             let c = self.hook.constraints.get(name).cloned().unwrap_or_default();
             if c.quant.is_some() && c.mask.is_none() {
@@ -384,6 +392,29 @@ fn hash(
     Ok(())
 }
 
+fn quantize(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &QuantizeConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    let shapes: Vec<Vec<usize>> =
+        state.layers.iter().map(|(n, _)| state.model.weight_shape(n).unwrap_or(&[]).to_vec()).collect();
+    let mut params = state.model.params_mut();
+    for ((name, _), shape) in state.layers.iter().zip(shapes) {
+        let w = params.value_mut(name).expect("layer weight exists");
+        let q = quantize_tensor(name, &shape, w, cfg.bits_for(name), cfg.granularity, cfg.scheme)?;
+        // The model carries the decoded weights, so accuracy is measured on the grid.
+        w.copy_from_slice(q.to_dense().as_f32().expect("f32"));
+        state.hook.constraints.remove(name);
+        state.bits.insert(name.clone(), q.bits);
+        state.quantized.insert(name.clone(), q);
+    }
+    out.push(measure(state, ctx, "quantize".into(), start)?);
+    Ok(())
+}
+
 /// Runs `recipe` on `graph`: returns the final state (model and constraints) and the report.
 pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, Report), CompressError> {
     let mut state = State::new(graph)?;
@@ -394,6 +425,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Share(c) => c.layers.keys().collect(),
             PassConfig::Hash(c) => c.layers.keys().collect(),
             PassConfig::Qat(_) => Vec::new(),
+            PassConfig::Quantize(c) => c.layers.keys().collect(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -410,6 +442,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
         match p {
             PassConfig::Prune(c) => prune(&mut state, ctx, c, &mut stages)?,
             PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Quantize(c) => quantize(&mut state, ctx, c, &mut stages)?,
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
             PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,
             PassConfig::Qat(c) => qat(&mut state, ctx, c, &mut stages)?,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
 use crate::qat::QatConfig;
+use crate::quantize::QuantizeConfig;
 use crate::share::ShareConfig;
 use crate::CompressError;
 
@@ -38,6 +39,8 @@ pub enum PassConfig {
     Hash(HashConfig),
     /// Quantization-aware training: binary, ternary or k-bit weights.
     Qat(QatConfig),
+    /// Post-training uniform quantization of weights (8, 4 or 2 bits).
+    Quantize(QuantizeConfig),
 }
 
 impl PassConfig {
@@ -49,6 +52,7 @@ impl PassConfig {
             PassConfig::Huffman(_) => "huffman",
             PassConfig::Hash(_) => "hash",
             PassConfig::Qat(_) => "qat",
+            PassConfig::Quantize(_) => "quantize",
         }
     }
 }
@@ -78,6 +82,7 @@ impl Recipe {
                 PassConfig::Share(c) => c.validate()?,
                 PassConfig::Hash(c) => c.validate()?,
                 PassConfig::Qat(c) => c.validate()?,
+                PassConfig::Quantize(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
@@ -108,6 +113,12 @@ mod tests {
             let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
             assert_eq!(names, ["prune", "share", "huffman"]);
         }
+        for (text, bits) in
+            [(include_str!("../../../recipes/int8.toml"), 8), (include_str!("../../../recipes/int4.toml"), 4)]
+        {
+            let r = Recipe::parse(text).unwrap();
+            assert!(matches!(&r.passes[..], [PassConfig::Quantize(c)] if c.bits == bits));
+        }
     }
 
     #[test]
@@ -126,6 +137,9 @@ mod tests {
             ("[[pass]]\nkind = \"prune\"\nscope = \"global\"\nblock = 4\n", "per-layer"),
             ("[[pass]]\nkind = \"share\"\nbits_conv = 17\n", "1..=16"),
             ("description = \"x\"\n", "pass"),
+            ("[[pass]]\nkind = \"quantize\"\nbits = 3\n", "8, 4 or 2"),
+            ("[[pass]]\nkind = \"quantize\"\ngranularity = \"per-row\"\n", "per-row"),
+            ("[[pass]]\nkind = \"quantize\"\nbitz = 8\n", "bitz"),
         ];
         for (text, needle) in cases {
             let err = Recipe::parse(text).unwrap_err().to_string();

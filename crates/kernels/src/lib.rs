@@ -25,6 +25,9 @@
 //! - **Threads**: rows are split across rayon workers only when a call has more than
 //!   [`PAR_MIN_WORK`] multiply-adds; batch-1 fully-connected layers of LeNet size stay on one
 //!   thread, where a fork/join would cost more than the product.
+//! - **Integer kernels** ([`Int8Weights`], [`LowBitWeights`], [`BinaryWeights`]): quantized
+//!   weights times activations quantized to int8 per call, exact `i32` sums, one rescale per
+//!   output; binary weights by sign-masked sums or XNOR-popcount. AVX2 picked at run time.
 //! - No compile-time `target-cpu`: loops are written so the portable (SSE2) build vectorises them.
 //!
 //! ```
@@ -38,6 +41,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod binary;
 mod block;
 mod csr;
 mod dense;
@@ -45,11 +49,15 @@ mod error;
 mod free;
 mod packed;
 mod pair;
+mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_x86;
 pub mod reference;
 mod sparse;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use binary::{pack_signs, BinaryWeights};
 pub use block::{BlockPacked, BLOCK, MIN_FILL};
 pub use csr::{
     Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY, COLUMN_PATH_MIN_NNZ_PER_INPUT,
@@ -60,6 +68,9 @@ pub use error::KernelError;
 pub use free::{csr_matmul_f32, csr_matmul_lut, csr_spmm_f32, csr_spmm_lut};
 pub use packed::{RowPacked, PAIR_MIN_NNZ};
 pub use pair::{pair_chunks_mut, SPIN};
+pub use quant::{
+    pack_codes, packed_code, packed_row_bytes, Int8Weights, LowBitWeights, QuantizedInput, QUANT_MAX_COLS,
+};
 
 /// Multiply-adds per call above which a kernel splits its rows across rayon workers.
 ///

@@ -57,6 +57,31 @@ pub fn dense_gemv(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32])
     }
 }
 
+/// Reference integer products `acc[r] = Σ_c q(r, c) · x[c]` in `i64`, for `rows x cols` codes
+/// given by `q`. Panics if the sum leaves `i32`.
+pub fn int_dot_rows(rows: usize, cols: usize, q: impl Fn(usize, usize) -> i32, x: &[i8]) -> Vec<i32> {
+    (0..rows)
+        .map(|r| {
+            let s: i64 = (0..cols).map(|c| q(r, c) as i64 * x[c] as i64).sum();
+            i32::try_from(s).expect("integer product fits i32")
+        })
+        .collect()
+}
+
+/// Reference binary × f32 product: `y[r] = scale[r] · Σ_c ±x[c]`, `+` where bit `c` of row `r`
+/// is set (`bit(r, c)`).
+pub fn binary_gemv(
+    rows: usize,
+    cols: usize,
+    bit: impl Fn(usize, usize) -> bool,
+    scale: &[f32],
+    x: &[f32],
+) -> Vec<f32> {
+    (0..rows)
+        .map(|r| scale[r] * (0..cols).map(|c| if bit(r, c) { x[c] } else { -x[c] }).sum::<f32>())
+        .collect()
+}
+
 /// Random inputs and the normalised comparison the property tests share.
 #[cfg(test)]
 pub(crate) mod tests_support {

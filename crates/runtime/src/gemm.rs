@@ -101,7 +101,7 @@ fn kernel(e: KernelError) -> String {
 }
 
 /// `y = alpha * y + beta * C`, with `C` broadcast to `[m, n]`.
-fn finish(
+pub(crate) fn finish(
     y: &mut [f32],
     m: usize,
     n: usize,
@@ -137,7 +137,7 @@ fn finish(
 }
 
 /// Transpose of row-major `a` (`r x c`).
-fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
+pub(crate) fn transpose(a: &[f32], r: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; a.len()];
     for i in 0..r {
         for j in 0..c {

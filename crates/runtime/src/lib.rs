@@ -30,7 +30,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use deepshrink_codec::SparseMatrix;
+//! use deepshrink_codec::{DskModel, SparseMatrix};
 //! use deepshrink_graph::{Graph, Op, Tensor, ValueInfo};
 //! use deepshrink_runtime::Runtime;
 //!
@@ -50,10 +50,11 @@ mod error;
 mod gemm;
 mod latency;
 mod plan;
+mod quant;
 
 use std::time::{Duration, Instant};
 
-use deepshrink_codec::SparseMatrix;
+use deepshrink_codec::{DskModel, SparseMatrix};
 use deepshrink_graph::{Graph, Op};
 use std::collections::BTreeMap;
 
@@ -68,7 +69,7 @@ pub struct NodeTiming {
     pub node: String,
     /// Op type.
     pub op: &'static str,
-    /// `"dense"`, `"sparse-f32"` or `"sparse-lut"`.
+    /// `"dense"`, `"sparse-f32"`, `"sparse-lut"`, `"int8"`, `"int4"`, `"int2"` or `"binary"`.
     pub kind: &'static str,
     /// Elapsed time.
     pub time: Duration,
@@ -93,7 +94,13 @@ impl Runtime {
     /// a Gemm or input W of an ungrouped Conv, a compressed weight is malformed, or shapes do not
     /// fit.
     pub fn new(graph: Graph, sparse: BTreeMap<String, SparseMatrix>) -> Result<Runtime, RuntimeError> {
-        Ok(Runtime { plan: Plan::new(graph, sparse)? })
+        Ok(Runtime { plan: Plan::new(graph, sparse, BTreeMap::new())? })
+    }
+
+    /// Loads a `.dsk` model: sparse weights on the sparse kernels, quantized weights on the
+    /// integer kernels (decoded to f32 only where they feed an operand those cannot run).
+    pub fn from_model(model: DskModel) -> Result<Runtime, RuntimeError> {
+        Ok(Runtime { plan: Plan::new(model.graph, model.sparse, model.quantized)? })
     }
 
     /// The dense baseline: the same executor with no compressed weights.
@@ -157,7 +164,7 @@ impl Runtime {
                         (&s[..], &d[..])
                     }
                     // Compressed weights are read by the step's own kernel.
-                    Src::Sparse => (&[][..], &[][..]),
+                    Src::Sparse | Src::Quant => (&[][..], &[][..]),
                 })
                 .collect();
             let out = step.run(&ins).map_err(|detail| match detail {
@@ -190,7 +197,7 @@ impl Runtime {
             Src::Input => Ok((in_shape, x.to_vec())),
             Src::Weight(w) => Ok(p.weights[w].clone()),
             Src::Value(v) => Ok(vals[v].take().expect("output computed")),
-            Src::Sparse => unreachable!("rejected at load time"),
+            Src::Sparse | Src::Quant => unreachable!("rejected at load time"),
         }
     }
 }
@@ -209,6 +216,7 @@ impl plan::Step {
                 }
             }
             Exec::SparseGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
+            Exec::QuantGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
             Exec::SparseConv { w, kernel, attrs } => {
                 let x = ins[0].0;
                 let wshape = [w.csr().rows(), x.get(1).copied().unwrap_or(0), kernel[0], kernel[1]];

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deepshrink_codec::{SparseMatrix, SparseValues};
+use deepshrink_codec::{QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::EngineError;
 use deepshrink_graph::{ConvAttrs, Dim, Graph, Op, ValueInfo};
 use deepshrink_kernels::{Csr, SparseWeights, Values};
 
 use crate::gemm::SparseGemm;
+use crate::quant::{runs_on_kernels, QuantGemm, QuantW};
 use crate::RuntimeError;
 
 /// Where a step operand comes from.
@@ -21,6 +22,8 @@ pub(crate) enum Src {
     Value(usize),
     /// The step's own compressed weight (held by its [`Exec`]).
     Sparse,
+    /// The step's own quantized weight (held by its [`Exec`]).
+    Quant,
 }
 
 /// How a step runs.
@@ -33,6 +36,8 @@ pub(crate) enum Exec {
     SparseGemm(SparseGemm),
     /// An ungrouped Conv on a compressed W (`O x C*KH*KW`).
     SparseConv { w: SparseWeights, kernel: [usize; 2], attrs: ConvAttrs },
+    /// A Gemm on a quantized B (`trans_b`).
+    QuantGemm(QuantGemm),
 }
 
 impl Exec {
@@ -41,6 +46,7 @@ impl Exec {
             Exec::Engine | Exec::DenseGemm { .. } => "dense",
             Exec::SparseGemm(g) => g.w.kind(),
             Exec::SparseConv { w, .. } => w.kind(),
+            Exec::QuantGemm(g) => g.w.kind(),
         }
     }
 }
@@ -85,7 +91,11 @@ fn to_kernel(name: &str, m: SparseMatrix) -> Result<(Vec<usize>, SparseWeights),
 }
 
 impl Plan {
-    pub fn new(mut graph: Graph, sparse: BTreeMap<String, SparseMatrix>) -> Result<Plan, RuntimeError> {
+    pub fn new(
+        mut graph: Graph,
+        sparse: BTreeMap<String, SparseMatrix>,
+        mut quantized: BTreeMap<String, QuantMatrix>,
+    ) -> Result<Plan, RuntimeError> {
         if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
             return Err(RuntimeError::Unsupported(format!(
                 "model has {} inputs and {} outputs; the runtime runs models with one of each",
@@ -104,8 +114,20 @@ impl Plan {
             shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
         };
         let mut weights = Vec::new();
+        // Quantized weights the integer kernels cannot run are decoded and run dense.
+        let is_output = |n: &str| graph.outputs.iter().any(|o| o.name == n);
+        let decoded: Vec<String> = quantized
+            .keys()
+            .filter(|n| is_output(n) || !runs_on_kernels(n, graph.consumers(n)))
+            .cloned()
+            .collect();
+        for name in decoded {
+            let m = quantized.remove(&name).expect("listed above");
+            m.check(&name).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+            graph.weights.insert(name, m.to_dense());
+        }
         for (name, t) in std::mem::take(&mut graph.weights) {
-            if sparse.contains_key(&name) {
+            if sparse.contains_key(&name) || quantized.contains_key(&name) {
                 continue;
             }
             t.check(&name)?;
@@ -128,6 +150,18 @@ impl Plan {
             shadow_inputs.push(fixed(&name, &shape));
             src.insert(name.clone(), Src::Sparse);
             compressed.insert(name, (shape, w));
+        }
+        let mut quant = HashMap::new();
+        for (name, m) in quantized {
+            m.check(&name).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+            let w = QuantW::new(&m).map_err(|source| RuntimeError::SparseWeight {
+                weight: name.clone(),
+                shape: m.shape.clone(),
+                source,
+            })?;
+            shadow_inputs.push(fixed(&name, &m.shape));
+            src.insert(name.clone(), Src::Quant);
+            quant.insert(name, Some(w));
         }
         let input_name = graph.inputs[0].name.clone();
         src.insert(input_name.clone(), Src::Input);
@@ -153,6 +187,15 @@ impl Plan {
                     let (shape, w) = &compressed[i];
                     exec = sparse_exec(n, pos, i, shape, w)?;
                 }
+                if s == Src::Quant {
+                    let w = quant.get_mut(i).expect("registered above");
+                    let w = w.take().ok_or_else(|| {
+                        RuntimeError::Unsupported(format!(
+                            "quantized weight '{i}' is read by more than one node"
+                        ))
+                    })?;
+                    exec = quant_exec(n, w);
+                }
                 ins.push(s);
             }
             if let (Exec::Engine, Some((alpha, beta)), Some(Src::Weight(_))) =
@@ -169,7 +212,7 @@ impl Plan {
         let out_name = &graph.outputs[0].name;
         let output = match src.get(out_name) {
             None => return Err(deepshrink_graph::GraphError::MissingOutput(out_name.clone()).into()),
-            Some(Src::Sparse) => {
+            Some(Src::Sparse | Src::Quant) => {
                 return Err(RuntimeError::Unsupported(format!(
                     "graph output '{out_name}' is a compressed weight"
                 )))
@@ -199,6 +242,16 @@ impl Plan {
         }
         let sample = shadow.inputs[0].sample_shape();
         Ok(Plan { input_name, sample, weights, steps, output, free_after })
+    }
+}
+
+/// The step for node `n` reading a quantized weight as input 1 (checked by `runs_on_kernels`).
+fn quant_exec(n: &deepshrink_graph::Node, w: QuantW) -> Exec {
+    match &n.op {
+        Op::Gemm { alpha, beta, trans_a, .. } => {
+            Exec::QuantGemm(QuantGemm { w, alpha: *alpha, beta: *beta, trans_a: *trans_a })
+        }
+        _ => unreachable!("runs_on_kernels admits Gemm only"),
     }
 }
 

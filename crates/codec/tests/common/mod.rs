@@ -71,7 +71,7 @@ pub fn lenet_300_100(seed: u64, density: f64, bits: Option<u32>) -> DskModel {
         }
     }
     g.outputs = vec![deepshrink_graph::ValueInfo::batched(&x, &[10])];
-    DskModel { graph: g, sparse }
+    DskModel { graph: g, sparse, ..Default::default() }
 }
 
 /// A random matrix (`shape[0]` rows) whose stored entries are complete aligned runs of `block`

@@ -1,0 +1,307 @@
+//! AVX2 inner loops of the integer kernels ([`crate::quant`], [`crate::binary`]), chosen at run
+//! time. Each has a portable twin that the tests compare it with.
+
+use std::arch::x86_64::*;
+
+/// True if the AVX2 integer paths can run (the standard library caches the CPUID answer).
+#[inline]
+pub(crate) fn available() -> bool {
+    is_x86_feature_detected!("avx2")
+}
+
+/// True if the `popcnt` instruction is there.
+#[inline]
+pub(crate) fn has_popcnt() -> bool {
+    is_x86_feature_detected!("popcnt")
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b01_00_11_10>(h));
+    let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b10_11_00_01>(h));
+    _mm_cvtsi128_si32(h)
+}
+
+/// The sums of four vectors' lanes, `[Σa, Σb, Σc, Σd]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum4_i32(a: [__m256i; 4]) -> [i32; 4] {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    let h = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let mut out = [0i32; 4];
+    _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, h);
+    out
+}
+
+/// [`dot_i8`] for four rows at once (one activation load per block for all four, one
+/// horizontal sum for all four). With `no_min` (no weight is -128) the sign trick is turned
+/// around as in GGML: `|x|` once per block for all rows, `sign(w, x)` per row — one
+/// instruction less per row and block; `-128` would overflow `sign`, so it needs the flag.
+///
+/// # Safety
+/// AVX2 is available; every row has `x.len()` elements; with `no_min`, no weight is -128.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_i8_x4(w: [&[i8]; 4], x: &[i8], no_min: bool) -> [i32; 4] {
+    if no_min {
+        dot_i8_x4_no_min(w, x)
+    } else {
+        dot_i8_x4_any(w, x)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_x4_no_min(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
+    let n = x.len();
+    let px = x.as_ptr() as *const __m256i;
+    let pw = w.map(|r| r.as_ptr() as *const __m256i);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let full = n / 32;
+    for k in 0..full {
+        let xv = _mm256_loadu_si256(px.add(k));
+        let ax = _mm256_abs_epi8(xv);
+        for r in 0..4 {
+            let sw = _mm256_sign_epi8(_mm256_loadu_si256(pw[r].add(k)), xv);
+            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));
+        }
+    }
+    let mut out = hsum4_i32(acc);
+    for r in 0..4 {
+        out[r] += crate::quant::dot_i8(&w[r][32 * full..], &x[32 * full..]);
+    }
+    out
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_x4_any(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
+    let n = x.len();
+    debug_assert!(w.iter().all(|r| r.len() == n));
+    let px = x.as_ptr() as *const __m256i;
+    let pw = w.map(|r| r.as_ptr() as *const __m256i);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let full = n / 32;
+    for k in 0..full {
+        let xv = _mm256_loadu_si256(px.add(k));
+        for r in 0..4 {
+            acc[r] = _mm256_add_epi32(acc[r], mul_i8(_mm256_loadu_si256(pw[r].add(k)), xv, ones));
+        }
+    }
+    let mut out = hsum4_i32(acc);
+    for r in 0..4 {
+        out[r] += crate::quant::dot_i8(&w[r][32 * full..], &x[32 * full..]);
+    }
+    out
+}
+
+/// [`dot_lowbit`] for four rows at once.
+///
+/// # Safety
+/// As [`dot_lowbit`], for every row.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_lowbit_x4(rows: [&[u8]; 4], xp: &[i8], nb: usize, bits: u32) -> [i32; 4] {
+    let per = 8 / bits as usize;
+    debug_assert!(rows.iter().all(|r| r.len() >= 32 * nb) && xp.len() >= 32 * nb * per);
+    let pw = rows.map(|r| r.as_ptr() as *const __m256i);
+    let px = xp.as_ptr() as *const __m256i;
+    let mask = _mm256_set1_epi8(((1u16 << bits) - 1) as i8);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); 4];
+    if bits == 4 {
+        for b in 0..nb {
+            let (x0, x1) = (_mm256_loadu_si256(px.add(2 * b)), _mm256_loadu_si256(px.add(2 * b + 1)));
+            for r in 0..4 {
+                let w = _mm256_loadu_si256(pw[r].add(b));
+                let lo = _mm256_and_si256(w, mask);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(s, ones));
+            }
+        }
+    } else {
+        for b in 0..nb {
+            let xs = [0, 1, 2, 3].map(|s| _mm256_loadu_si256(px.add(4 * b + s)));
+            for r in 0..4 {
+                let w = _mm256_loadu_si256(pw[r].add(b));
+                let q0 = _mm256_and_si256(w, mask);
+                let q1 = _mm256_and_si256(_mm256_srli_epi16::<2>(w), mask);
+                let q2 = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                let q3 = _mm256_and_si256(_mm256_srli_epi16::<6>(w), mask);
+                let s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, xs[0]), _mm256_maddubs_epi16(q1, xs[1]));
+                let s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, xs[2]), _mm256_maddubs_epi16(q3, xs[3]));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
+            }
+        }
+    }
+    hsum4_i32(acc)
+}
+
+/// `|w| · (sign(w) x)` summed in pairs, widened to `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn mul_i8(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones)
+}
+
+/// `Σ w[i] x[i]` over `min(w.len(), x.len())` bytes, exact; `x` must lie in `[-127, 127]`
+/// (any `w`), and the length must keep the sum within `i32`.
+///
+/// # Safety
+/// AVX2 is available.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (pw, px) = (w.as_ptr() as *const __m256i, x.as_ptr() as *const __m256i);
+    let ones = _mm256_set1_epi16(1);
+    let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut i = 0;
+    while i + 64 <= n {
+        let k = i / 32;
+        a0 = _mm256_add_epi32(a0, mul_i8(_mm256_loadu_si256(pw.add(k)), _mm256_loadu_si256(px.add(k)), ones));
+        a1 = _mm256_add_epi32(
+            a1,
+            mul_i8(_mm256_loadu_si256(pw.add(k + 1)), _mm256_loadu_si256(px.add(k + 1)), ones),
+        );
+        i += 64;
+    }
+    if i + 32 <= n {
+        let k = i / 32;
+        a0 = _mm256_add_epi32(a0, mul_i8(_mm256_loadu_si256(pw.add(k)), _mm256_loadu_si256(px.add(k)), ones));
+        i += 32;
+    }
+    hsum_i32(_mm256_add_epi32(a0, a1)) + crate::quant::dot_i8(&w[i..n], &x[i..n])
+}
+
+/// `Σ q x` over the first `nb` blocks of 32 bytes of a packed row of `bits`-bit codes (4 or 2),
+/// against activations reordered as in [`crate::quant::LowBitWeights::dot_rows`]: block `b`,
+/// sub-block `s`, lane `j` at `xp[(b * per + s) * 32 + j]`.
+///
+/// # Safety
+/// AVX2 is available; `row` has at least `32 * nb` bytes, `xp` at least `32 * nb * 8 / bits`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_lowbit(row: &[u8], xp: &[i8], nb: usize, bits: u32) -> i32 {
+    let per = 8 / bits as usize;
+    debug_assert!(row.len() >= 32 * nb && xp.len() >= 32 * nb * per);
+    let (pw, px) = (row.as_ptr() as *const __m256i, xp.as_ptr() as *const __m256i);
+    let mask = _mm256_set1_epi8(((1u16 << bits) - 1) as i8);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    if bits == 4 {
+        // A block's two products add up in i16: at most 2 · 2 · 15 · 127 < 2^15.
+        for b in 0..nb {
+            let w = _mm256_loadu_si256(pw.add(b));
+            let lo = _mm256_and_si256(w, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+            let s = _mm256_add_epi16(
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256(px.add(2 * b))),
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256(px.add(2 * b + 1))),
+            );
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones));
+        }
+    } else {
+        for b in 0..nb {
+            let w = _mm256_loadu_si256(pw.add(b));
+            let q0 = _mm256_and_si256(w, mask);
+            let q1 = _mm256_and_si256(_mm256_srli_epi16::<2>(w), mask);
+            let q2 = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+            let q3 = _mm256_and_si256(_mm256_srli_epi16::<6>(w), mask);
+            let s01 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q0, _mm256_loadu_si256(px.add(4 * b))),
+                _mm256_maddubs_epi16(q1, _mm256_loadu_si256(px.add(4 * b + 1))),
+            );
+            let s23 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q2, _mm256_loadu_si256(px.add(4 * b + 2))),
+                _mm256_maddubs_epi16(q3, _mm256_loadu_si256(px.add(4 * b + 3))),
+            );
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
+        }
+    }
+    hsum_i32(acc)
+}
+
+/// Activation quantization (see [`crate::quant::QuantizedInput::quantize`]): the same codes as
+/// the portable loop, 32 at a time. Returns `(scale, Σq)`.
+///
+/// # Safety
+/// AVX2 is available; `q.len() == x.len()`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn quantize(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let n = x.len();
+    let px = x.as_ptr();
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let big = _mm256_set1_ps(f32::MAX);
+    let mut mx = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        let a = _mm256_and_ps(_mm256_loadu_ps(px.add(i)), abs_mask);
+        mx = _mm256_max_ps(mx, _mm256_and_ps(a, _mm256_cmp_ps::<_CMP_LE_OQ>(a, big)));
+        i += 8;
+    }
+    let mut m = [0.0f32; 8];
+    _mm256_storeu_ps(m.as_mut_ptr(), mx);
+    let amax = crate::quant::finite_amax(&x[i..]).max(crate::quant::finite_amax(&m));
+    let inv = crate::quant::inv_scale(amax);
+    let (vinv, lo, hi) = (_mm256_set1_ps(inv), _mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    let code = |o: usize| {
+        let t = _mm256_mul_ps(_mm256_loadu_ps(px.add(o)), vinv);
+        let t = _mm256_and_ps(t, _mm256_cmp_ps::<_CMP_ORD_Q>(t, t)); // NaN -> 0
+        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(t, lo), hi))
+    };
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut sum = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= n {
+        let (a, b, c, d) = (code(i), code(i + 8), code(i + 16), code(i + 24));
+        sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)));
+        let packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        let packed = _mm256_permutevar8x32_epi32(packed, perm);
+        _mm256_storeu_si256(q.as_mut_ptr().add(i) as *mut __m256i, packed);
+        i += 32;
+    }
+    let mut s = hsum_i32(sum);
+    for j in i..n {
+        q[j] = crate::quant::quantize_one(x[j], inv);
+        s += q[j] as i32;
+    }
+    (amax / 127.0, s)
+}
+
+/// The portable XNOR-popcount row sum compiled with `popcnt`.
+///
+/// # Safety
+/// `popcnt` is available.
+#[target_feature(enable = "popcnt")]
+pub(crate) unsafe fn xor_popcount(a: &[u64], b: &[u64]) -> u32 {
+    crate::binary::xor_popcount(a, b)
+}
+
+/// `Σ x[c]` over the set bits `c` of `words` (see [`crate::binary::masked_sum`]): each byte of
+/// bits is broadcast, compared with the lane bits `1, 2, ..., 128` and masks 8 floats.
+///
+/// # Safety
+/// AVX2 is available; `x.len() <= 64 * words.len()`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn masked_sum(words: &[u64], x: &[f32]) -> f32 {
+    let sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let full = x.len() / 8;
+    let px = x.as_ptr();
+    for k in 0..full {
+        let byte = (words[k / 8] >> (8 * (k % 8))) as i32 & 0xff;
+        let m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), sel), sel);
+        let v = _mm256_and_ps(_mm256_castsi256_ps(m), _mm256_loadu_ps(px.add(8 * k)));
+        acc[k % 4] = _mm256_add_ps(acc[k % 4], v);
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0.0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    let mut s: f32 = lanes.iter().sum();
+    for (c, &xv) in x.iter().enumerate().skip(8 * full) {
+        if words[c / 64] >> (c % 64) & 1 == 1 {
+            s += xv;
+        }
+    }
+    s
+}

@@ -1,0 +1,124 @@
+//! Gemm and Conv on quantized weights: the integer kernels of `deepshrink-kernels` on the codes
+//! as stored (int8 codes as `i8`, 4- and 2-bit codes in their packed bytes, binary sign bits),
+//! each activation vector quantized to int8 per call (dynamic quantization).
+//!
+//! A quantized weight runs on these kernels where it is the B operand of a Gemm with `trans_b`
+//! (`[N, K]`, one scale per output row). Anywhere else it is decoded to f32 at load time and
+//! runs dense (the file stays packed); `Runtime::node_kinds` shows which:
+//! - a MatMul or a Gemm without `trans_b`: per-row scales lie along the reduced dimension;
+//! - a Conv: one integer GEMV per output pixel (im2col, each pixel's inputs quantized on their
+//!   own) measured 1.4x (LeNet-5 conv2, 50x500 over 8x8 pixels) to 6x (conv1, 20x25 over 24x24)
+//!   slower than the f32 im2col GEMM (bench/results/quantization/README.md); an integer GEMM
+//!   that quantizes the column matrix once is the missing piece.
+
+use deepshrink_codec::QuantMatrix;
+use deepshrink_graph::{Node, Op};
+use deepshrink_kernels::{BinaryWeights, Int8Weights, KernelError, LowBitWeights};
+
+use crate::gemm::{a_dims, finish, transpose, Checked};
+
+/// A quantized `rows x cols` matrix in kernel form.
+pub(crate) enum QuantW {
+    Int8(Int8Weights),
+    Low(LowBitWeights),
+    Binary(BinaryWeights),
+}
+
+impl QuantW {
+    /// The kernel form of `m` (`rows = shape[0]`, `cols = Π shape[1..]`).
+    pub fn new(m: &QuantMatrix) -> Result<QuantW, KernelError> {
+        let (rows, cols) = (m.rows(), m.cols());
+        let scale: Vec<f32> = (0..rows).map(|r| m.scale(r)).collect();
+        Ok(match m.bits {
+            8 => {
+                // code - zero = (code - 128) - (zero - 128): signed codes for the kernel.
+                let q = m.codes.iter().map(|&c| (c as i16 - 128) as i8).collect();
+                let zero = (0..rows).map(|r| m.zero(r) as i32 - 128).collect();
+                QuantW::Int8(Int8Weights::new(rows, cols, q, scale, zero)?)
+            }
+            4 | 2 => {
+                let zero = (0..rows).map(|r| m.zero(r) as i32).collect();
+                QuantW::Low(LowBitWeights::new(m.bits as u32, rows, cols, m.packed(), scale, zero)?)
+            }
+            1 => QuantW::Binary(BinaryWeights::from_bytes(rows, cols, &m.packed(), scale)?),
+            b => return Err(KernelError::Csr(format!("{b}-bit codes have no kernel"))),
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            QuantW::Int8(w) => w.rows(),
+            QuantW::Low(w) => w.rows(),
+            QuantW::Binary(w) => w.rows(),
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match self {
+            QuantW::Int8(w) => w.cols(),
+            QuantW::Low(w) => w.cols(),
+            QuantW::Binary(w) => w.cols(),
+        }
+    }
+
+    /// `"int8"`, `"int4"`, `"int2"` or `"binary"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QuantW::Int8(_) => "int8",
+            QuantW::Low(w) if w.bits() == 4 => "int4",
+            QuantW::Low(_) => "int2",
+            QuantW::Binary(_) => "binary",
+        }
+    }
+
+    /// `y = x · Wᵀ` for `batch` rows of `x`.
+    pub fn matmul(&self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<(), KernelError> {
+        match self {
+            QuantW::Int8(w) => w.matmul(x, batch, y),
+            QuantW::Low(w) => w.matmul(x, batch, y),
+            QuantW::Binary(w) => w.matmul(x, batch, y, false),
+        }
+    }
+}
+
+/// True if the quantized weight `name` can run on the integer kernels in every node that reads
+/// it: input B of a Gemm with `trans_b`.
+pub(crate) fn runs_on_kernels<'a>(name: &str, mut readers: impl Iterator<Item = &'a Node>) -> bool {
+    readers.all(|n| {
+        n.inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| *i == name)
+            .all(|(pos, _)| matches!((&n.op, pos), (Op::Gemm { trans_b: true, .. }, 1)))
+    })
+}
+
+/// A Gemm whose B (`[N, K]`, `trans_b`) is quantized.
+pub(crate) struct QuantGemm {
+    pub w: QuantW,
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+}
+
+impl QuantGemm {
+    pub fn run(
+        &self,
+        a: (&[usize], &[f32]),
+        c: Option<(&[usize], &[f32])>,
+    ) -> Checked<(Vec<usize>, Vec<f32>)> {
+        let (m, k) = a_dims(a.0, self.trans_a)?;
+        let (n, wk) = (self.w.rows(), self.w.cols());
+        if k != wk {
+            return Err(format!(
+                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
+                a.0, self.trans_a
+            ));
+        }
+        let x = if self.trans_a { transpose(a.1, k, m) } else { a.1.to_vec() };
+        let mut y = vec![0.0f32; m * n];
+        self.w.matmul(&x, m, &mut y).map_err(|e| e.to_string())?;
+        finish(&mut y, m, n, self.alpha, self.beta, c)?;
+        Ok((vec![m, n], y))
+    }
+}

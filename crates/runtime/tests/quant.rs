@@ -1,0 +1,139 @@
+//! The runtime on quantized weights (integer kernels, activations quantized per call) against the
+//! dense runtime on the decoded weights: within the error that int8 activations allow, for every
+//! bit width, grouping and zero-point scheme, on Gemm; plus the dense fallback (Conv, MatMul).
+
+use std::collections::BTreeMap;
+
+use deepshrink_codec::{from_bytes, to_bytes, DskModel, PackOptions, QuantMatrix};
+use deepshrink_engine::rng::Rng;
+use deepshrink_graph::{ConvAttrs, Graph, Op, Tensor, ValueInfo};
+use deepshrink_runtime::Runtime;
+
+fn random_quant(shape: &[usize], bits: u8, per_row: bool, zp: bool, rng: &mut Rng) -> QuantMatrix {
+    let n: usize = shape.iter().product();
+    let g = if per_row { shape[0] } else { 1 };
+    QuantMatrix {
+        shape: shape.to_vec(),
+        bits,
+        scales: (0..g).map(|_| rng.range(0.01, 0.1)).collect(),
+        zero_points: zp.then(|| (0..g).map(|_| rng.below(1 << bits) as u8).collect()),
+        codes: (0..n).map(|_| rng.below(1 << bits) as u8).collect(),
+    }
+}
+
+fn inputs(n: usize, rng: &mut Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.range(-1.0, 1.0)).collect()
+}
+
+/// Asserts `|got - want| <= Σ_c |w[o, c]| · max|x| / 254 · 1.01 + 1e-5 · max|want|` per output,
+/// where `abs_w_sum[o]` is the row sum of |w|: with activations rounded to a step of at most
+/// `max|x| / 127`, each product is off by at most half a step times |w|.
+fn assert_within_activation_error(got: &[f32], want: &[f32], abs_w_sum: impl Fn(usize) -> f32, xmax: f32) {
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let bound = abs_w_sum(i) * xmax / 254.0 * 1.01 + 1e-5 * scale;
+        assert!((g - w).abs() <= bound, "output {i}: {g} vs {w} (bound {bound})");
+    }
+}
+
+fn fc_graph(rows: usize, cols: usize, rng: &mut Rng) -> Graph {
+    let mut g = Graph::new("fc", "x", &[cols]);
+    g.add_weight("w", Tensor::f32(vec![rows, cols], vec![0.0; rows * cols]));
+    g.add_weight("b", Tensor::f32(vec![rows], inputs(rows, rng)));
+    let out =
+        g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &["x", "w", "b"]);
+    g.outputs.push(ValueInfo::batched(&out, &[rows]));
+    g
+}
+
+#[test]
+fn gemm_matches_decoded_dense_at_every_bit_width() {
+    let mut rng = Rng::new(3);
+    let (rows, cols) = (37, 300);
+    for bits in [8u8, 4, 2, 1] {
+        for per_row in [false, true] {
+            for zp in [false, true] {
+                if bits == 1 && zp {
+                    continue;
+                }
+                let q = random_quant(&[rows, cols], bits, per_row, zp, &mut rng);
+                let model = DskModel::new(fc_graph(rows, cols, &mut rng), BTreeMap::new())
+                    .with_quantized(BTreeMap::from([("w".to_string(), q.clone())]));
+                let dense = Runtime::dense(model.to_dense_graph()).unwrap();
+                let rt = Runtime::from_model(model).unwrap();
+                let kinds = rt.node_kinds();
+                let want_kind = match bits {
+                    8 => "int8",
+                    4 => "int4",
+                    2 => "int2",
+                    _ => "binary",
+                };
+                assert_eq!(kinds[0].2, want_kind);
+                let x = inputs(2 * cols, &mut rng);
+                let (shape, got) = rt.run(&x, 2).unwrap();
+                let (_, want) = dense.run(&x, 2).unwrap();
+                assert_eq!(shape, vec![2, rows]);
+                let w = q.to_dense();
+                let w = w.as_f32().unwrap();
+                let abs = |o: usize| w[(o % rows) * cols..][..cols].iter().map(|v| v.abs()).sum::<f32>();
+                // Binary weights multiply float activations (BinaryConnect): f32 rounding only.
+                let xmax = if bits == 1 { 0.0 } else { x.iter().fold(0.0f32, |m, v| m.max(v.abs())) };
+                assert_within_activation_error(&got, &want, abs, xmax);
+            }
+        }
+    }
+}
+
+/// Quantized Conv weights are decoded at load time and run dense (the per-pixel integer GEMV
+/// was slower than the f32 im2col GEMM): bit for bit the decoded model.
+#[test]
+fn conv_runs_decoded() {
+    let mut rng = Rng::new(5);
+    let mut g = Graph::new("conv", "x", &[3, 9, 9]);
+    g.add_weight("w", Tensor::f32(vec![5, 3, 3, 3], vec![0.0; 135]));
+    g.add_weight("b", Tensor::f32(vec![5], inputs(5, &mut rng)));
+    let a = ConvAttrs { pads: [1, 1, 1, 1], strides: [2, 2], ..Default::default() };
+    let out = g.push("conv", Op::Conv(a), &["x", "w", "b"]);
+    g.outputs.push(ValueInfo::batched(&out, &[5, 5, 5]));
+    let q = random_quant(&[5, 3, 3, 3], 8, true, false, &mut rng);
+    let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q)]));
+    let dense = Runtime::dense(model.to_dense_graph()).unwrap();
+    let rt = Runtime::from_model(model).unwrap();
+    assert_eq!(rt.node_kinds()[0].2, "dense");
+    let x = inputs(2 * 3 * 81, &mut rng);
+    assert_eq!(rt.run(&x, 2).unwrap(), dense.run(&x, 2).unwrap());
+}
+
+/// A quantized weight read where the kernels cannot run it (Gemm without trans_b: per-row
+/// scales along the reduced dimension) is decoded and runs dense, bit for bit as the decoded model.
+#[test]
+fn unsupported_operands_run_decoded() {
+    let mut rng = Rng::new(7);
+    let mut g = Graph::new("fc", "x", &[6]);
+    g.add_weight("w", Tensor::f32(vec![6, 4], vec![0.0; 24]));
+    let out = g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false }, &["x", "w"]);
+    g.outputs.push(ValueInfo::batched(&out, &[4]));
+    let q = random_quant(&[6, 4], 4, true, false, &mut rng);
+    let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q)]));
+    let dense = Runtime::dense(model.to_dense_graph()).unwrap();
+    let rt = Runtime::from_model(model).unwrap();
+    assert_eq!(rt.node_kinds()[0].2, "dense");
+    let x = inputs(6, &mut rng);
+    assert_eq!(rt.run(&x, 1).unwrap(), dense.run(&x, 1).unwrap());
+}
+
+/// Written, read back and run: the container holds what the runtime needs.
+#[test]
+fn runs_from_file_bytes() {
+    let mut rng = Rng::new(9);
+    let q = random_quant(&[10, 70], 4, true, true, &mut rng);
+    let model = DskModel::new(fc_graph(10, 70, &mut rng), BTreeMap::new())
+        .with_quantized(BTreeMap::from([("w".to_string(), q)]));
+    let (bytes, _) = to_bytes(&model, &PackOptions::default()).unwrap();
+    let back = from_bytes(&bytes).unwrap();
+    assert_eq!(back, model);
+    let x = inputs(70, &mut rng);
+    let a = Runtime::from_model(model).unwrap().run(&x, 1).unwrap();
+    let b = Runtime::from_model(back).unwrap().run(&x, 1).unwrap();
+    assert_eq!(a, b);
+}
