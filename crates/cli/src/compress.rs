@@ -164,12 +164,9 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|h| (h.index_bits_fc, h.index_bits_conv).ne(&(5, 8)).then_some(h.index_bits_fc));
     let opts = |huff: bool| PackOptions { index_bits, huffman: huff };
-    let model = DskModel { graph, sparse, quantized: state.quantized.clone() };
-    let pruned_only = DskModel {
-        graph: model.graph.clone(),
-        sparse: as_pruned_only(&model.sparse),
-        quantized: model.quantized.clone(),
-    };
+    let model =
+        DskModel { graph, sparse, quantized: state.quantized.clone(), hashed: state.hashed_tensors() };
+    let pruned_only = DskModel { sparse: as_pruned_only(&model.sparse), ..model.clone() };
     let (_, size_p) = deepshrink_codec::to_bytes(&pruned_only, &opts(false))?;
     let (_, size_pq) = deepshrink_codec::to_bytes(&model, &opts(false))?;
     let (bytes, size_final) = deepshrink_codec::to_bytes(&model, &opts(huffman.is_some()))?;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::bits::{crc32, ByteReader};
 use crate::encoding::{
-    begin_section, end_section, read_tensor, write_dense, write_quant, write_sparse, Stored,
+    begin_section, end_section, read_tensor, write_dense, write_hashed, write_quant, write_sparse, Stored,
 };
-use crate::{graph_section, CodecError, QuantMatrix, SizeReport, SparseMatrix};
+use crate::{graph_section, CodecError, HashedTensor, QuantMatrix, SizeReport, SparseMatrix};
 
 /// The first four bytes of every `.dsk` file.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'S', b'K'];
@@ -27,6 +27,8 @@ pub struct DskModel {
     pub sparse: BTreeMap<String, SparseMatrix>,
     /// Quantized (integer-coded, packed) weight tensors by name.
     pub quantized: BTreeMap<String, QuantMatrix>,
+    /// HashedNets tensors (shared values and a seed) by name.
+    pub hashed: BTreeMap<String, HashedTensor>,
 }
 
 impl DskModel {
@@ -34,7 +36,7 @@ impl DskModel {
     /// are removed from `graph.weights`.
     pub fn new(mut graph: Graph, sparse: BTreeMap<String, SparseMatrix>) -> DskModel {
         graph.weights.retain(|name, _| !sparse.contains_key(name));
-        DskModel { graph, sparse, quantized: BTreeMap::new() }
+        DskModel { graph, sparse, ..Default::default() }
     }
 
     /// Adds quantized tensors, removing their dense (and sparse) copies.
@@ -43,6 +45,25 @@ impl DskModel {
         self.sparse.retain(|name, _| !quantized.contains_key(name));
         self.quantized.extend(quantized);
         self
+    }
+
+    /// Adds hashed tensors, removing their other copies.
+    pub fn with_hashed(mut self, hashed: BTreeMap<String, HashedTensor>) -> DskModel {
+        self.graph.weights.retain(|name, _| !hashed.contains_key(name));
+        self.sparse.retain(|name, _| !hashed.contains_key(name));
+        self.quantized.retain(|name, _| !hashed.contains_key(name));
+        self.hashed.extend(hashed);
+        self
+    }
+
+    /// The graph with every hashed tensor expanded into `weights` (the runtime runs hashed
+    /// layers dense: the hash saves storage, not time).
+    pub fn graph_with_hashed(&self) -> Graph {
+        let mut g = self.graph.clone();
+        for (name, h) in &self.hashed {
+            g.weights.insert(name.clone(), h.to_dense());
+        }
+        g
     }
 
     /// The graph with every compressed tensor decoded to dense f32 in `weights` — exactly the
@@ -54,6 +75,9 @@ impl DskModel {
         }
         for (name, m) in &self.quantized {
             g.weights.insert(name.clone(), m.to_dense());
+        }
+        for (name, h) in &self.hashed {
+            g.weights.insert(name.clone(), h.to_dense());
         }
         g
     }
@@ -119,6 +143,14 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     {
         return Err(CodecError::BadName(name.clone()));
     }
+    if let Some(name) = model.hashed.keys().find(|n| {
+        model.graph.weights.contains_key(*n)
+            || model.sparse.contains_key(*n)
+            || model.quantized.contains_key(*n)
+            || n.is_empty()
+    }) {
+        return Err(CodecError::BadName(name.clone()));
+    }
     if model.graph.weights.contains_key("") {
         return Err(CodecError::BadName(String::new()));
     }
@@ -130,7 +162,8 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
 
     let g = &model.graph;
     let start = begin_section(&mut out);
-    graph_section::write(&mut out, g, g.weights.len() + model.sparse.len() + model.quantized.len())?;
+    let n_tensors = g.weights.len() + model.sparse.len() + model.quantized.len() + model.hashed.len();
+    graph_section::write(&mut out, g, n_tensors)?;
     end_section(&mut out, start)?;
     let header_and_graph_bytes = out.len();
 
@@ -143,6 +176,9 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     }
     for (name, m) in &model.quantized {
         tensors.push(write_quant(&mut out, name, m)?);
+    }
+    for (name, h) in &model.hashed {
+        tensors.push(write_hashed(&mut out, name, h)?);
     }
     let total = out.len();
     out[8..16].copy_from_slice(&(total as u64).to_le_bytes());
@@ -169,18 +205,24 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
 
     let mut sparse = BTreeMap::new();
     let mut quantized = BTreeMap::new();
+    let mut hashed = BTreeMap::new();
     let mut tensors = Vec::with_capacity(n_tensors);
     for i in 0..n_tensors {
         let label = format!("tensor #{i}");
         let body = read_section(&mut r, &label, opts)?;
         let (name, stored, size) = read_tensor(body, offset + 4, opts.max_tensor_elements, &label)?;
-        if graph.weights.contains_key(&name) || sparse.contains_key(&name) || quantized.contains_key(&name) {
+        if graph.weights.contains_key(&name)
+            || sparse.contains_key(&name)
+            || quantized.contains_key(&name)
+            || hashed.contains_key(&name)
+        {
             return Err(CodecError::BadName(name));
         }
         match stored {
             Stored::Dense(t) => graph.weights.insert(name, t).is_none(),
             Stored::Sparse(m) => sparse.insert(name, m).is_none(),
             Stored::Quant(m) => quantized.insert(name, m).is_none(),
+            Stored::Hashed(h) => hashed.insert(name, h).is_none(),
         };
         offset += size.total_bytes;
         tensors.push(size);
@@ -189,7 +231,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
         return Err(CodecError::TrailingBytes { extra: r.remaining() });
     }
     let report = SizeReport { total_bytes: bytes.len(), header_and_graph_bytes, tensors };
-    Ok((DskModel { graph, sparse, quantized }, report))
+    Ok((DskModel { graph, sparse, quantized, hashed }, report))
 }
 
 fn read_header(bytes: &[u8]) -> Result<(), CodecError> {

@@ -6,7 +6,7 @@ use deepshrink_graph::{Tensor, TensorData};
 use crate::bits::{put_varint, vlen, ByteReader};
 use crate::sparse_index::{csr_from_gaps, csr_full, gap_symbols};
 use crate::stream::{self, StreamCtx};
-use crate::{CodecError, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
+use crate::{CodecError, HashedTensor, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
 
 /// Section framing: `u32 body_len` before the body, `u32 crc` after it.
 pub const SECTION_OVERHEAD: usize = 8;
@@ -35,6 +35,8 @@ pub enum Encoding {
     /// Integer codes of 8, 4, 2 or 1 bits packed into bytes, with scales and optional zero
     /// points. `payload = 2 + 4g + [g] + rows * ceil(cols * bits / 8)`, `g` = 1 or `rows`.
     Quant = 7,
+    /// HashedNets: a seed and `k` shared f32 values. `payload = 8 + vlen(k) + 4k`.
+    HashedF32 = 8,
 }
 
 impl Encoding {
@@ -48,6 +50,7 @@ impl Encoding {
             5 => Encoding::SparseBlockF32,
             6 => Encoding::SparseBlockCodebook,
             7 => Encoding::Quant,
+            8 => Encoding::HashedF32,
             _ => return None,
         })
     }
@@ -62,6 +65,7 @@ impl Encoding {
             Encoding::SparseBlockF32 => "sparse_block_f32",
             Encoding::SparseBlockCodebook => "sparse_block_codebook",
             Encoding::Quant => "quant",
+            Encoding::HashedF32 => "hashed_f32",
         }
     }
 
@@ -281,6 +285,23 @@ pub(crate) fn write_quant(out: &mut Vec<u8>, name: &str, m: &QuantMatrix) -> Res
     Ok(s)
 }
 
+/// Appends a `hashed_f32` tensor section (tag 8).
+pub(crate) fn write_hashed(
+    out: &mut Vec<u8>,
+    name: &str,
+    h: &HashedTensor,
+) -> Result<TensorSize, CodecError> {
+    let numel: usize = h.shape.iter().product();
+    let mut s = size(name, Encoding::HashedF32, numel, numel);
+    let start = begin_section(out);
+    put_header(out, name, Encoding::HashedF32, &h.shape);
+    s.value_bytes = crate::hashed::write(out, name, h)?;
+    end_section(out, start)?;
+    s.total_bytes = out.len() - start;
+    s.header_bytes = s.total_bytes - s.value_bytes;
+    Ok(s)
+}
+
 /// Bits of a fixed-width code for a codebook of `k` centroids: `max(1, ceil(log2 k))`.
 pub fn code_width(k: usize) -> u32 {
     (usize::BITS - k.saturating_sub(1).leading_zeros()).max(1)
@@ -291,6 +312,7 @@ pub(crate) enum Stored {
     Dense(Tensor),
     Sparse(SparseMatrix),
     Quant(QuantMatrix),
+    Hashed(HashedTensor),
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -350,6 +372,11 @@ pub(crate) fn read_tensor<'a>(
         | Encoding::SparseBlockCodebook => {
             let m = read_sparse(&mut r, enc, shape, numel, &mut s)?;
             Stored::Sparse(m)
+        }
+        Encoding::HashedF32 => {
+            let (h, values) = crate::hashed::read(&mut r, shape, numel)?;
+            s.value_bytes = values;
+            Stored::Hashed(h)
         }
         Encoding::Quant => {
             let (m, side, codes) = crate::quant::read(&mut r, shape)?;

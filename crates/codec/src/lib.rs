@@ -17,6 +17,7 @@ mod container;
 mod encoding;
 mod error;
 mod graph_section;
+pub mod hashed;
 pub mod hashing;
 pub mod huffman;
 mod matrix;
@@ -31,6 +32,7 @@ pub use container::{
 };
 pub use encoding::{code_width, Encoding};
 pub use error::CodecError;
+pub use hashed::HashedTensor;
 pub use matrix::{SparseMatrix, SparseValues};
 pub use quant::QuantMatrix;
 pub use report::{SizeReport, StreamStats, TensorSize};

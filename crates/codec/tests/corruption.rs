@@ -22,6 +22,8 @@ fn small_file() -> Vec<u8> {
     model.graph.weights.insert("fc1.bias".into(), Tensor::f32(vec![30], vec![0.5; 30]));
     model.graph.weights.insert("fc2.bias".into(), Tensor::f32(vec![10], vec![0.5; 10]));
     model.graph.weights.insert("steps".into(), Tensor::i64(vec![2], vec![1, 2]));
+    let hashed = deepshrink_codec::HashedTensor { shape: vec![4, 6], seed: 3, values: vec![0.5, -0.25, 1.0] };
+    let model = model.with_hashed(BTreeMap::from([("hashed.weight".to_string(), hashed)]));
     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
     let streams: Vec<bool> = report
         .tensors
@@ -84,7 +86,7 @@ fn checksum_error_names_the_tensor() {
     bytes[n - 6] ^= 0x40; // inside the last tensor's payload
     let err = from_bytes(&bytes).unwrap_err();
     assert!(matches!(err, CodecError::Checksum { .. }), "{err}");
-    assert!(err.to_string().contains("fc3.weight"), "{err}");
+    assert!(err.to_string().contains("hashed.weight"), "{err}");
 }
 
 #[test]

@@ -224,3 +224,32 @@ fn print_lenet_report() {
         println!("{t:?}");
     }
 }
+
+/// A HashedNets tensor is stored as its seed and shared values only — `8 + vlen(k) + 4k` payload
+/// bytes (docs/FORMAT.md, tag 8) — and decodes to the same virtual tensor.
+#[test]
+fn hashed_tensors_round_trip_in_their_formula_size() {
+    let h = deepshrink_codec::HashedTensor {
+        shape: vec![300, 784],
+        seed: 42,
+        values: (0..3675).map(|i| i as f32 * 1e-3).collect(),
+    };
+    let model = DskModel::default().with_hashed(BTreeMap::from([("fc1.weight".to_string(), h.clone())]));
+    let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
+    let t = &report.tensors[0];
+    assert_eq!(t.encoding, "hashed_f32");
+    // Section: 8 framing + header (name, tag, rank, dims) + payload.
+    let header = 1 + "fc1.weight".len() + 1 + 1 + 2 + 2;
+    assert_eq!(t.total_bytes, 8 + header + 8 + 2 + 4 * 3675);
+    let back = from_bytes(&bytes).unwrap();
+    assert_eq!(back, model);
+    let dense = back.to_dense_graph().weights["fc1.weight"].clone();
+    assert_eq!(dense.shape, vec![300, 784]);
+    // Every entry is ± one of the shared values.
+    let vals = dense.as_f32().unwrap();
+    assert!(vals.iter().all(|v| h.values.contains(&v.abs()) || h.values.contains(&-v.abs())));
+    // A hashed tensor with no values is refused by the writer.
+    let empty = deepshrink_codec::HashedTensor { values: Vec::new(), ..h };
+    let bad = DskModel::default().with_hashed(BTreeMap::from([("w".to_string(), empty)]));
+    assert!(to_bytes(&bad, &PackOptions::default()).is_err());
+}

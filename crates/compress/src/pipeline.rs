@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deepshrink_codec::{QuantMatrix, SparseMatrix, SparseValues};
+use deepshrink_codec::{HashedTensor, QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
 use deepshrink_graph::Graph;
 use serde::Serialize;
@@ -128,6 +128,26 @@ impl State {
         self.model.weight_shape(name).map_or(0, |s| s.iter().product())
     }
 
+    /// The HashedNets layers as stored: their shared values and seed (what the hash pass
+    /// trained); [`State::to_sparse`] leaves them out.
+    pub fn hashed_tensors(&self) -> BTreeMap<String, HashedTensor> {
+        let g = self.model.to_graph();
+        self.hashed
+            .iter()
+            .filter_map(|(name, &(_, seed))| {
+                let cb = self.hook.constraints.get(name)?.codebook.as_ref()?;
+                Some((
+                    name.clone(),
+                    HashedTensor {
+                        shape: g.weights.get(name)?.shape.clone(),
+                        seed,
+                        values: cb.centroids.clone(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// The compressed weights as sparse matrices (codebook values where shared) and the graph
     /// holding every other weight dense (quantized weights are in neither: see
     /// [`State::quantized`]); with the quantized weights, the three parts of a `.dsk` model.
@@ -136,7 +156,7 @@ impl State {
         let mut sparse = BTreeMap::new();
         for (name, _) in &self.layers {
             let Some(t) = graph.weights.remove(name) else { continue };
-            if self.quantized.contains_key(name) {
+            if self.quantized.contains_key(name) || self.hashed.contains_key(name) {
                 continue;
             }
             let data = t.as_f32().expect("compressible weights are f32");

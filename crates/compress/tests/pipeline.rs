@@ -185,7 +185,13 @@ fn hashed_layers_train_and_keep_their_structure() {
             let s = if neg { -v } else { v };
             assert_eq!(*shared[b as usize].get_or_insert(s), s, "{name}[{p}]");
         }
+        // What the container stores reproduces the trained weights bit for bit.
+        let h = &state.hashed_tensors()[name];
+        assert_eq!(h.values.len(), k);
+        assert_eq!(h.to_dense().as_f32().unwrap(), w);
     }
+    let (_, sparse) = state.to_sparse();
+    assert!(sparse.is_empty(), "hashed layers are not stored as sparse matrices");
 }
 
 /// Ternary and binary QAT keep every layer on its grid (3 and 2 distinct values), still learn

@@ -100,7 +100,9 @@ impl Runtime {
     /// Loads a `.dsk` model: sparse weights on the sparse kernels, quantized weights on the
     /// integer kernels (decoded to f32 only where they feed an operand those cannot run).
     pub fn from_model(model: DskModel) -> Result<Runtime, RuntimeError> {
-        Ok(Runtime { plan: Plan::new(model.graph, model.sparse, model.quantized)? })
+        // Hashed (HashedNets) tensors run dense: the hash saves storage, not time.
+        let graph = model.graph_with_hashed();
+        Ok(Runtime { plan: Plan::new(graph, model.sparse, model.quantized)? })
     }
 
     /// The dense baseline: the same executor with no compressed weights.
