@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod constraint;
+pub mod distill;
 mod error;
 pub mod kmeans;
 mod pipeline;
