@@ -37,7 +37,7 @@ pub mod zoo;
 
 pub use error::EngineError;
 pub use infer::infer_op;
-pub use model::Model;
+pub use model::{Model, ShapedValues};
 pub use objective::{Batch, CrossEntropy, LossGrad, Objective, Tap};
 pub use optim::{Optimizer, Schedule};
 pub use train::{

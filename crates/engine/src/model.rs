@@ -23,6 +23,9 @@ struct Step {
     out: usize,
 }
 
+/// A tensor's shape and row-major values.
+pub type ShapedValues = (Vec<usize>, Vec<f32>);
+
 /// A named weight of the model.
 #[derive(Debug, Clone)]
 pub(crate) struct Param {
@@ -314,7 +317,7 @@ impl Model {
         x: &[f32],
         batch: usize,
         names: &[String],
-    ) -> Result<(Vec<f32>, Vec<(Vec<usize>, Vec<f32>)>), EngineError> {
+    ) -> Result<(Vec<f32>, Vec<ShapedValues>), EngineError> {
         self.check_input(x, batch)?;
         let slots = self.tap_slots(names)?;
         let mut tape = self.run_inference(x.to_vec(), batch, self.loss_steps, &slots);
