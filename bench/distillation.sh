@@ -17,7 +17,7 @@ LIMIT=${LIMIT:-10000}
 SEEDS=${SEEDS:-3}
 STUDENTS=${STUDENTS:-"cnn-tiny cnn-small"}
 METHODS=${METHODS:-"kd hint at"}
-TEACHER=${TEACHER:-$OUT/vgg-small.onnx}  # committed; deleted, it is retrained (3 epochs)
+TEACHER=${TEACHER:-$OUT/vgg-small.onnx}  # committed; if missing, retrained (3 epochs)
 mkdir -p "$OUT" "$(dirname "$TEACHER")"
 cargo build --release -q -p deepshrink
 BIN=${CARGO_TARGET_DIR:-target}/release/deepshrink
