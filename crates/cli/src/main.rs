@@ -12,6 +12,7 @@ mod bench;
 mod compress;
 mod data;
 mod demo;
+mod distill;
 mod dsk;
 mod eval_cmd;
 mod exit;
@@ -43,6 +44,8 @@ enum Command {
     Eval(eval_cmd::Args),
     /// Run a compression recipe on a trained model and write a .dsk container with a report.
     Compress(compress::Args),
+    /// Train a student against a teacher (soft targets, hints, attention transfer) and without it.
+    Distill(distill::Args),
     /// Decode a .dsk container to a dense ONNX model.
     Export(export::Args),
     /// Per-layer and total latency, dense f32 and compressed side by side (medians).
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Compress(args) => compress::run(args),
+        Command::Distill(args) => distill::run(args),
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod constraint;
+pub mod distill;
 mod error;
 pub mod hashed;
 pub mod hessian;

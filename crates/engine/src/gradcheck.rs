@@ -181,3 +181,53 @@ fn zoo_nets() {
         check(crate::zoo::build(name, 1).unwrap(), 2);
     }
 }
+
+/// An objective that reads an intermediate activation: its gradient must enter the backward pass
+/// at that activation. Cross-entropy plus attention transfer on the first convolution's ReLU,
+/// checked against central differences of the same total loss.
+#[test]
+fn objective_tap_gradients_reach_earlier_weights() {
+    use crate::distill_loss::{attention, attention_map};
+    use crate::objective::{Batch, CrossEntropy, Objective, Tap};
+    let mut b = B::new(&[1, 6, 6]);
+    b.conv("c1", 1, 3, 3, ConvAttrs { pads: [1; 4], ..Default::default() })
+        .op("r1", Op::Tanh, &[])
+        .conv("c2", 3, 2, 3, ConvAttrs::default())
+        .op("f", Op::Flatten { axis: 1 }, &[])
+        .fc("fc", 32, 10);
+    let mut model = Model::new(b.done()).unwrap();
+    let batch = 3;
+    let mut rng = Rng::new(5);
+    let x: Vec<f32> = (0..batch * 36).map(|_| rng.range(-1.0, 1.0)).collect();
+    let y: Vec<u32> = vec![1, 4, 7];
+    let target_act: Vec<f32> = (0..batch * 2 * 36).map(|_| rng.range(-1.0, 1.0)).collect();
+    let target = attention_map(&target_act, &[batch, 2, 6, 6]);
+    let slot = model.tap_slots(&["r1".to_string()]).unwrap()[0];
+    let total = |model: &mut Model, grads: bool| {
+        let tape = model.forward_train(x.clone(), batch, &mut Rng::new(0)).unwrap();
+        let logits = model.tape_logits(&tape).data.clone();
+        let act = model.tape_value(&tape, slot).clone();
+        let taps = [Tap { shape: &act.shape, data: &act.data }];
+        let idx: Vec<usize> = (0..batch).collect();
+        let bt = Batch { indices: &idx, labels: &y, logits: &logits, classes: 10, taps: &taps };
+        let ce = CrossEntropy.loss(&bt).unwrap();
+        let (at, dact) = attention(&act.data, &act.shape, &target, 50.0);
+        let g = grads.then(|| model.backward_with(tape, ce.dlogits, vec![(slot, dact)]));
+        (ce.loss + at, g)
+    };
+    let grads = total(&mut model, true).1.unwrap();
+    let pi = model.params.iter().position(|p| p.name == "c1.w").unwrap();
+    let g = grads[pi].clone().unwrap();
+    for i in [0, 4, 8, 13, 20, 26] {
+        let h = 1e-3f32;
+        let orig = model.params[pi].value.data[i];
+        model.params[pi].value.data[i] = orig + h;
+        let lp = total(&mut model, false).0;
+        model.params[pi].value.data[i] = orig - h;
+        let lm = total(&mut model, false).0;
+        model.params[pi].value.data[i] = orig;
+        let numeric = (lp - lm) / (2.0 * h as f64);
+        let tol = 2e-3 + 2e-2 * numeric.abs();
+        assert!((numeric - g[i] as f64).abs() < tol, "c1.w[{i}]: analytic {}, numeric {numeric}", g[i]);
+    }
+}

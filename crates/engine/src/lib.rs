@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod distill_loss;
 mod error;
 #[cfg(test)]
 mod gradcheck;
@@ -26,6 +27,7 @@ mod infer;
 mod linalg;
 mod loss;
 mod model;
+mod objective;
 mod ops;
 mod optim;
 pub mod profile;
@@ -35,7 +37,8 @@ pub mod zoo;
 
 pub use error::EngineError;
 pub use infer::infer_op;
-pub use model::Model;
+pub use model::{Model, ShapedValues};
+pub use objective::{Batch, CrossEntropy, LossGrad, Objective, Tap};
 pub use optim::{Optimizer, Schedule};
 pub use train::{
     evaluate, train, Data, EpochStats, Metrics, NoHook, Params, Progress, TrainConfig, TrainHook, Trainer,

@@ -23,6 +23,9 @@ struct Step {
     out: usize,
 }
 
+/// A tensor's shape and row-major values.
+pub type ShapedValues = (Vec<usize>, Vec<f32>);
+
 /// A named weight of the model.
 #[derive(Debug, Clone)]
 pub(crate) struct Param {
@@ -58,6 +61,8 @@ pub struct Model {
     /// Last step that reads each slot (for freeing activations at inference).
     last_use: Vec<usize>,
     sample_shape: Vec<usize>,
+    /// Slot of every activation (graph input and node outputs), by tensor name.
+    act_slots: HashMap<String, usize>,
 }
 
 impl Model {
@@ -137,18 +142,22 @@ impl Model {
         }
         last_use[output] = usize::MAX;
         let sample_shape = graph.inputs[0].sample_shape();
+        let input = slot_of[&input_name];
+        let act_slots =
+            slot_of.into_iter().filter(|(_, s)| kinds[*s] == Slot::Act).collect::<HashMap<_, _>>();
         Ok(Model {
             graph,
             kinds,
             steps,
             params,
-            input: slot_of[&input_name],
+            input,
             output,
             logits,
             loss_steps,
             needs_grad,
             last_use,
             sample_shape,
+            act_slots,
         })
     }
 
@@ -252,7 +261,7 @@ impl Model {
     /// Inference: runs a batch of `batch` samples and returns the graph output.
     pub fn forward(&self, x: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>), EngineError> {
         self.check_input(x, batch)?;
-        let tape = self.run_inference(x.to_vec(), batch, self.steps.len());
+        let tape = self.run_inference(x.to_vec(), batch, self.steps.len(), &[]);
         let y = tape.vals[self.output].clone().expect("output computed");
         Ok((y.shape, y.data))
     }
@@ -260,7 +269,7 @@ impl Model {
     /// Inference up to the loss input (pre-softmax logits), for evaluation.
     pub(crate) fn logits(&self, x: &[f32], batch: usize) -> Result<Buf, EngineError> {
         self.check_input(x, batch)?;
-        let mut tape = self.run_inference(x.to_vec(), batch, self.loss_steps);
+        let mut tape = self.run_inference(x.to_vec(), batch, self.loss_steps, &[]);
         Ok(tape.vals[self.logits].take().expect("logits computed"))
     }
 
@@ -275,16 +284,91 @@ impl Model {
         Ok(self.run_train(x, batch, rng))
     }
 
+    /// Slots of named intermediate activations that a loss may read and send gradients to: each
+    /// must be the output of a node that runs before the loss (not the graph input, not a final
+    /// Softmax).
+    pub(crate) fn tap_slots(&self, names: &[String]) -> Result<Vec<usize>, EngineError> {
+        names
+            .iter()
+            .map(|n| {
+                let slot = *self.act_slots.get(n).ok_or_else(|| {
+                    EngineError::Config(format!("model '{}' has no tensor named '{n}'", self.graph.name))
+                })?;
+                if !self.steps[..self.loss_steps].iter().any(|s| s.out == slot) {
+                    return Err(EngineError::Config(format!(
+                        "tensor '{n}' is not an intermediate activation of model '{}'",
+                        self.graph.name
+                    )));
+                }
+                Ok(slot)
+            })
+            .collect()
+    }
+
+    /// A value on a training tape.
+    pub(crate) fn tape_value<'a>(&'a self, tape: &'a Tape, slot: usize) -> &'a Buf {
+        self.get(&tape.vals, slot)
+    }
+
+    /// Inference that also returns named intermediate activations (shape and values, in the order
+    /// of `names`) besides the pre-softmax logits: what a teacher provides for distillation.
+    pub fn forward_taps(
+        &self,
+        x: &[f32],
+        batch: usize,
+        names: &[String],
+    ) -> Result<(Vec<f32>, Vec<ShapedValues>), EngineError> {
+        self.check_input(x, batch)?;
+        let slots = self.tap_slots(names)?;
+        let mut tape = self.run_inference(x.to_vec(), batch, self.loss_steps, &slots);
+        let taps = slots
+            .iter()
+            .map(|&s| {
+                let b = tape.vals[s].clone().expect("tap computed");
+                (b.shape, b.data)
+            })
+            .collect();
+        let logits = tape.vals[self.logits].take().expect("logits computed");
+        Ok((logits.data, taps))
+    }
+
+    /// Shape of a named intermediate activation for a batch of `batch` samples.
+    pub fn tensor_shape(&self, name: &str, batch: usize) -> Result<Vec<usize>, EngineError> {
+        let shapes = self.graph.infer_shapes(batch)?;
+        shapes.get(name).cloned().ok_or_else(|| {
+            EngineError::Config(format!("model '{}' has no tensor named '{name}'", self.graph.name))
+        })
+    }
+
     /// The logits on a training tape.
     pub(crate) fn tape_logits<'a>(&'a self, tape: &'a Tape) -> &'a Buf {
         self.get(&tape.vals, self.logits)
     }
 
     /// Backward from the logits gradient; returns a gradient for every param (None if frozen).
+    #[cfg(test)]
     pub(crate) fn backward(&self, tape: Tape, dlogits: Vec<f32>) -> Vec<Option<Vec<f32>>> {
+        self.backward_with(tape, dlogits, Vec::new())
+    }
+
+    /// Backward from the logits gradient plus gradients of the loss with respect to intermediate
+    /// activations (`(slot, gradient)`, from [`Model::tap_slots`]), added in where those
+    /// activations are produced.
+    pub(crate) fn backward_with(
+        &self,
+        tape: Tape,
+        dlogits: Vec<f32>,
+        extra: Vec<(usize, Vec<f32>)>,
+    ) -> Vec<Option<Vec<f32>>> {
         let Tape { vals, saved } = tape;
         let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.kinds.len()];
         grads[self.logits] = Some(dlogits);
+        for (slot, g) in extra {
+            match &mut grads[slot] {
+                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+                none => *none = Some(g),
+            }
+        }
         for i in (0..self.loss_steps).rev() {
             let step = &self.steps[i];
             let Some(dy) = grads[step.out].take() else { continue };
@@ -322,7 +406,8 @@ impl Model {
 impl Model {
     /// Runs the first `upto` steps in inference mode, freeing each activation after its last use.
     /// Touches no model state.
-    fn run_inference(&self, x: Vec<f32>, batch: usize, upto: usize) -> Tape {
+    /// Slots in `keep` are never freed.
+    fn run_inference(&self, x: Vec<f32>, batch: usize, upto: usize, keep: &[usize]) -> Tape {
         let m = self;
         let mut shape = vec![batch];
         shape.extend_from_slice(&m.sample_shape);
@@ -332,7 +417,8 @@ impl Model {
         for i in 0..upto {
             let step = &m.steps[i];
             let src = step.ins[0];
-            if m.kinds[src] == Slot::Act && m.last_use[src] == i && src != m.logits && step.ins.len() == 1 {
+            let kept = |s: usize| s == m.logits || keep.contains(&s);
+            if m.kinds[src] == Slot::Act && m.last_use[src] == i && !kept(src) && step.ins.len() == 1 {
                 let x = vals[src].as_ref().expect("value computed before use");
                 if let Some(shape) = ops::reshape_only(&step.op, &x.shape, false) {
                     let data = vals[src].take().expect("value computed before use").data;
@@ -343,7 +429,7 @@ impl Model {
             let ins: Vec<&Buf> = step.ins.iter().map(|&s| m.get(&vals, s)).collect();
             let (y, _) = ops::forward(&step.op, &ins, false, &mut rng);
             for &s in &step.ins {
-                if m.last_use[s] == i && m.kinds[s] == Slot::Act && s != m.logits {
+                if m.last_use[s] == i && m.kinds[s] == Slot::Act && !kept(s) {
                     vals[s] = None;
                 }
             }

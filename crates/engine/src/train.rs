@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use crate::loss::{cross_entropy, BatchStats};
 use crate::model::Param;
+use crate::objective::{Batch, CrossEntropy, Objective, Tap};
 use crate::optim::{update, Optimizer, Schedule, State};
 use crate::rng::Rng;
 use crate::{EngineError, Model};
@@ -201,7 +202,8 @@ impl Trainer {
         Ok(Trainer { cfg: cfg.clone(), states, t: 0, epoch: 0, rng: Rng::new(cfg.seed) })
     }
 
-    /// Runs the next epoch (the schedule counts epochs from the first call).
+    /// Runs the next epoch (the schedule counts epochs from the first call) minimising
+    /// cross-entropy.
     pub fn epoch(
         &mut self,
         model: &mut Model,
@@ -209,11 +211,25 @@ impl Trainer {
         hook: &mut dyn TrainHook,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<EpochStats, EngineError> {
+        self.epoch_with(model, data, &mut CrossEntropy, hook, progress)
+    }
+
+    /// Runs the next epoch minimising `objective`.
+    pub fn epoch_with(
+        &mut self,
+        model: &mut Model,
+        data: Data,
+        objective: &mut dyn Objective,
+        hook: &mut dyn TrainHook,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<EpochStats, EngineError> {
         let cfg = &self.cfg;
-        let per = check_data(model, &data, classes(model)?)?;
+        let classes = classes(model)?;
+        let per = check_data(model, &data, classes)?;
         if self.states.len() != model.params.len() {
             return Err(EngineError::Config("the trainer was made for a different model".into()));
         }
+        let tap_slots = model.tap_slots(&objective.taps())?;
         self.epoch += 1;
         let epoch = self.epoch;
         let n = data.y.len();
@@ -229,14 +245,25 @@ impl Trainer {
             idx.iter().for_each(|&i| x.extend_from_slice(&data.x[i * per..(i + 1) * per]));
             let y: Vec<u32> = idx.iter().map(|&i| data.y[i]).collect();
             let tape = model.forward_train(x, b, &mut self.rng)?;
-            let (s, g) = cross_entropy(&model.tape_logits(&tape).data, b, &y, true);
-            let mean = (s.loss_sum / b as f64) as f32;
+            let logits = &model.tape_logits(&tape).data;
+            let taps: Vec<Tap> = tap_slots
+                .iter()
+                .map(|&s| {
+                    let v = model.tape_value(&tape, s);
+                    Tap { shape: &v.shape, data: &v.data }
+                })
+                .collect();
+            let batch = Batch { indices: idx, labels: &y, logits, classes, taps: &taps };
+            let out = objective.loss(&batch)?;
+            let mean = out.loss as f32;
             if !mean.is_finite() {
                 return Err(EngineError::Diverged { loss: mean, epoch, step: step + 1 });
             }
-            stats.loss_sum += s.loss_sum;
-            stats.top1 += s.top1;
-            let mut grads = model.backward(tape, g.expect("gradient requested"));
+            stats.loss_sum += out.loss * b as f64;
+            stats.top1 += top1_hits(logits, classes, &y);
+            let extra: Vec<(usize, Vec<f32>)> =
+                tap_slots.iter().zip(out.dtaps).filter_map(|(&s, g)| g.map(|g| (s, g))).collect();
+            let mut grads = model.backward_with(tape, out.dlogits, extra);
             hook.before_step(&mut Params { params: &mut model.params, grads: Some(&mut grads) });
             self.t += 1;
             let progress_epochs = (epoch - 1) as f32 + step as f32 / steps as f32;
@@ -258,6 +285,11 @@ impl Trainer {
             seconds: start.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Rows whose label has the largest logit (ties count against, as in cross-entropy's metrics).
+fn top1_hits(logits: &[f32], classes: usize, labels: &[u32]) -> usize {
+    logits.chunks(classes).zip(labels).filter(|(row, &y)| !row.iter().any(|&v| v > row[y as usize])).count()
 }
 
 /// Loss, top-1 and top-5 accuracy of `model` on `data`, in batches of `batch_size`.

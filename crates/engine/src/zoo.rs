@@ -9,7 +9,7 @@ use crate::rng::Rng;
 use crate::EngineError;
 
 /// Names accepted by [`build`].
-pub const NAMES: &[&str] = &["lenet-300-100", "lenet-5", "vgg-small", "resnet-20"];
+pub const NAMES: &[&str] = &["lenet-300-100", "lenet-5", "vgg-small", "resnet-20", "cnn-small", "cnn-tiny"];
 
 /// Builds a zoo network with weights drawn from `seed`.
 ///
@@ -20,6 +20,10 @@ pub const NAMES: &[&str] = &["lenet-300-100", "lenet-5", "vgg-small", "resnet-20
 ///   each followed by 2x2 max-pool, then fc 512, ReLU, dropout 0.5, fc 10 (1.67M parameters).
 /// - `resnet-20`: He et al. 2016's CIFAR ResNet-20 (three stages of three basic blocks, 16/32/64
 ///   channels, projection shortcuts when the shape changes), global average pooling, fc 10.
+/// - `cnn-small` and `cnn-tiny`: distillation students, about 10x and 50x fewer parameters than
+///   `vgg-small`: conv 3x3 (16 / 8 channels), batch norm, ReLU, 2x2 max-pool, conv 3x3 (32 / 16),
+///   batch norm, ReLU, 2x2 max-pool, fc 100 / 40, ReLU, fc 10 (162,806 and 33,106 parameters).
+///   Their feature maps have the teacher's spatial sizes (28, 14, 7), so attention maps pair up.
 pub fn build(name: &str, seed: u64) -> Result<Graph, EngineError> {
     let mut b = Builder::new(name, seed);
     match name {
@@ -57,6 +61,21 @@ pub fn build(name: &str, seed: u64) -> Result<Graph, EngineError> {
             b.relu();
             b.dropout(0.5);
             b.linear("fc2", 512, 10);
+        }
+        "cnn-small" | "cnn-tiny" => {
+            let (c1, c2, hidden) = if name == "cnn-small" { (16, 32, 100) } else { (8, 16, 40) };
+            b.conv("conv1", 1, c1, 3, 1, 1);
+            b.bn("bn1", c1);
+            b.relu();
+            b.maxpool(2);
+            b.conv("conv2", c1, c2, 3, 1, 1);
+            b.bn("bn2", c2);
+            b.relu();
+            b.maxpool(2);
+            b.flatten();
+            b.linear("fc1", c2 * 7 * 7, hidden);
+            b.relu();
+            b.linear("fc2", hidden, 10);
         }
         "resnet-20" => {
             b.conv("conv1", 1, 16, 3, 1, 1);
@@ -187,5 +206,19 @@ impl Builder {
         let out = self.last.clone();
         self.g.outputs = vec![deepshrink_graph::ValueInfo::batched(&out, &[10])];
         self.g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Counts by hand from the layer list above (conv: cout·cin·k² + cout; batch norm: 2·c;
+    /// fc: out·in + out); vgg-small's 1,676,650 matches `deepshrink train --model vgg-small`.
+    #[test]
+    fn student_sizes() {
+        let count = |n| super::build(n, 0).unwrap().param_count();
+        assert_eq!(count("vgg-small"), 1_676_650);
+        assert_eq!(count("cnn-small"), 160 + 32 + 4_640 + 64 + 156_900 + 1_010);
+        assert_eq!(count("cnn-tiny"), 80 + 16 + 1_168 + 32 + 31_400 + 410);
+        assert!(1_676_650 / count("cnn-small") >= 10 && 1_676_650 / count("cnn-tiny") >= 50);
     }
 }
