@@ -85,10 +85,11 @@ impl QuantW {
 /// it: input B of a Gemm with `trans_b`.
 pub(crate) fn runs_on_kernels<'a>(name: &str, mut readers: impl Iterator<Item = &'a Node>) -> bool {
     readers.all(|n| {
-        n.inputs.iter().enumerate().filter(|(_, i)| *i == name).all(|(pos, _)| match (&n.op, pos) {
-            (Op::Gemm { trans_b: true, .. }, 1) => true,
-            _ => false,
-        })
+        n.inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| *i == name)
+            .all(|(pos, _)| matches!((&n.op, pos), (Op::Gemm { trans_b: true, .. }, 1)))
     })
 }
 
