@@ -11,8 +11,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo run --release --locked -q -p deepshrink-kernels --example quant_bench -- --samples "$samples"
 echo
 # The candle peer: its own crate and lock file outside the workspace, built on first use.
-cargo build --release -q --manifest-path bench/candle-peer/Cargo.toml
-peer="$CARGO_TARGET_DIR/release/candle-peer"
+# Its own target directory too (its dependency versions differ from the workspace's).
+peer_target="$CARGO_TARGET_DIR/candle-peer"
+CARGO_TARGET_DIR="$peer_target" cargo build --release -q --locked --manifest-path bench/candle-peer/Cargo.toml
+peer="$peer_target/release/candle-peer"
 echo "### candle on 1 thread"
 RAYON_NUM_THREADS=1 "$peer" --samples "$samples"
 echo

@@ -27,8 +27,15 @@ fn main() -> candle_core::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(301);
     let threads = candle_core::utils::get_num_threads();
-    let names =
-        ["ours f32 (gemm 1T)", "ours int8", "ours int4", "candle f32", "candle Q8_0", "candle Q4_0", "candle Q4_K"];
+    let names = [
+        "ours f32 (gemm 1T)",
+        "ours int8",
+        "ours int4",
+        "candle f32",
+        "candle Q8_0",
+        "candle Q4_0",
+        "candle Q4_K",
+    ];
     println!("candle threads: {threads}; ours: 1 thread; median µs of {samples} samples\n");
     println!(
         "| shape | {} | int8 / ours f32 | int4 / ours f32 | Q8_0 / candle f32 | Q4_0 / candle f32 | Q4_K / candle f32 | ours int8 vs Q8_0 | ours int4 vs Q4_0 | ours int4 vs Q4_K |",

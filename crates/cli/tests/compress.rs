@@ -160,6 +160,9 @@ fn bad_recipes_exit_2_and_write_nothing() {
         ("[[pass]]\nkind = \"prune\"\nsparsity = 1.5\n", "[0, 1)"),
         ("[[pass]]\nkind = \"share\"\nbits_fc = 17\n", "1..=16"),
         ("[[pass]]\nkind = \"share\"\nbits_conv = 0\n", "1..=16"),
+        ("[[pass]]\nkind = \"quantize\"\nbits = 3\n", "8, 4 or 2"),
+        ("[[pass]]\nkind = \"quantize\"\nlayers = { \"fc1.weight\" = 16 }\n", "fc1.weight = 16"),
+        ("[[pass]]\nkind = \"quantize\"\ngranularity = \"per-row\"\n", "per-row"),
         ("not toml at all [[", "recipe"),
     ] {
         let r = dir.path().join("r.toml");
@@ -203,5 +206,70 @@ fn model_without_prunable_layers_exits_2() {
         out.to_str().unwrap(),
     ]));
     assert!(err.contains("no Gemm, MatMul or Conv"), "{err}");
+    assert!(!out.exists());
+}
+
+/// The shipped int8 recipe: every Gemm weight stored as packed int8 (about 8 bits per weight,
+/// 3.9x smaller than f32), run by the int8 kernel, and `eval` agrees with the report.
+#[test]
+fn int8_recipe_stores_packed_codes_and_runs_integer_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 200, 28);
+    let data = dir.path().to_str().unwrap();
+    let model = dir.path().join("m.onnx");
+    let m = model.to_str().unwrap();
+    ok(&deepshrink(&["train", "--model", "lenet-300-100", "--data", data, "--epochs", "1", "--out", m]));
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../recipes/int8.toml");
+    let dsk = dir.path().join("m.dsk");
+    let report = dir.path().join("r.json");
+    let (d, r) = (dsk.to_str().unwrap(), report.to_str().unwrap());
+    ok(&deepshrink(&["compress", m, "--recipe", recipe, "--data", data, "--out", d, "--report", r]));
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for l in rep["layers"].as_array().unwrap() {
+        assert_eq!(l["encoding"], "quant", "{l}");
+        let bpw = l["bits_per_weight"].as_f64().unwrap();
+        assert!((8.0..8.6).contains(&bpw), "{l}");
+    }
+    assert!(rep["file_ratio"].as_f64().unwrap() > 3.9, "{}", rep["file_ratio"]);
+    let e = ok(&deepshrink(&["eval", d, "--data", data, "--json"]));
+    assert_eq!(e["top1"], rep["dsk_accuracy"]["top1"]);
+    let b = ok(&deepshrink(&["bench", d, "--batch", "1", "--runs", "3", "--json"]));
+    let kinds: Vec<&str> =
+        b["nodes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "int8").count(), 3, "{kinds:?}");
+}
+
+/// NaN weights cannot be quantized: one error line naming the tensor, exit 2, no output file.
+#[test]
+fn quantizing_nan_weights_exits_2() {
+    use deepshrink_graph::{Graph, Op, Tensor, ValueInfo};
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 8, 28);
+    let mut g = Graph::new("nan", "input", &[1, 28, 28]);
+    let mut w = vec![0.01f32; 4 * 784];
+    w[5] = f32::NAN;
+    g.add_weight("fc.weight", Tensor::f32(vec![4, 784], w));
+    g.push("flatten", Op::Flatten { axis: 1 }, &["input"]);
+    let out = g.push(
+        "fc",
+        Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true },
+        &["flatten", "fc.weight"],
+    );
+    g.outputs.push(ValueInfo::batched(&out, &[4]));
+    let model = dir.path().join("m.onnx");
+    deepshrink_io::onnx::save(&g, &model).unwrap();
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../recipes/int8.toml");
+    let out = dir.path().join("m.dsk");
+    let err = assert_error(&deepshrink(&[
+        "compress",
+        model.to_str().unwrap(),
+        "--recipe",
+        recipe,
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(err.contains("fc.weight") && err.contains("non-finite"), "{err}");
     assert!(!out.exists());
 }

@@ -1,6 +1,6 @@
 //! Uniformly quantized and binary weights (`quant`, tag 7): integer codes of 8, 4, 2 or 1 bits
 //! packed into bytes, with per-tensor or per-row scales and optional zero points
-//! (docs/FORMAT.md, "`quant` (5)").
+//! (docs/FORMAT.md, "`quant` (7)").
 
 use deepshrink_graph::Tensor;
 

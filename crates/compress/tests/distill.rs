@@ -44,7 +44,8 @@ fn pruned_student_recovers_under_the_teacher_with_its_mask_held() {
     let mask: Vec<bool> = (0..w.len()).map(|i| i % 10 == 0).collect();
     w.iter_mut().zip(&mask).for_each(|(v, &k)| *v = if k { *v } else { 0.0 });
     let mut hook = ConstraintHook::default();
-    hook.constraints.insert("fc1.weight".into(), Constraint { mask: Some(mask.clone()), codebook: None });
+    hook.constraints
+        .insert("fc1.weight".into(), Constraint { mask: Some(mask.clone()), ..Default::default() });
     let cfg = DistillConfig { method: Method::Kd, ..Default::default() };
     let tcfg = TrainConfig { epochs: 2, batch_size: 32, ..Default::default() };
     let (g, stats) = distill(&teacher, student, train, &cfg, &tcfg, &mut hook, &mut |_| {}).unwrap();

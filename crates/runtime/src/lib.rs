@@ -8,6 +8,10 @@
 //! (`deepshrink-kernels`). Every other node runs through [`deepshrink_engine::infer_op`], so an
 //! op's arithmetic exists once.
 //!
+//! Quantized weights ([`Runtime::from_model`]) of Gemm nodes with `trans_b` run on the integer
+//! kernels (int8, packed 4- and 2-bit codes, binary signs) with each activation vector quantized
+//! to int8 per call; a quantized weight anywhere else is decoded to f32 at load time.
+//!
 //! [`Runtime::dense`] is the same executor with no compressed weights: the dense baseline that
 //! `deepshrink bench` compares against. Its batch-1 Gemm nodes (`trans_b`, no `trans_a`) run on
 //! the `gemm` crate's GEMV reading the weight in place (the fastest dense f32 measured, so the
