@@ -8,11 +8,13 @@
 //! A [`Recipe`] (TOML) is a list of passes, parsed into a closed, tagged enum.
 //!
 //! Deep Compression (Han, Mao and Dally, ICLR 2016) is `prune` → `share` → `huffman`:
-//! see `recipes/deep-compression.toml`.
+//! see `recipes/deep-compression.toml`. Low-rank factorization (`svd`, `tucker2`, `cp`, in
+//! [`factorize`]) rewrites the graph instead: see `recipes/low-rank.toml`.
 #![deny(missing_docs)]
 
 mod constraint;
 mod error;
+pub mod factorize;
 pub mod kmeans;
 mod pipeline;
 pub mod prune;
@@ -22,6 +24,8 @@ mod target;
 
 pub use constraint::{Constraint, ConstraintHook};
 pub use error::CompressError;
+pub use factorize::config::{CpConfig, SvdConfig, TuckerConfig};
+pub use factorize::{FactorRow, Latency};
 pub use pipeline::{run, Context, LayerRow, Report, StageReport, State};
 pub use recipe::{HuffmanConfig, PassConfig, Recipe};
 pub use target::{compressible_weights, LayerKind};

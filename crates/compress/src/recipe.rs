@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::factorize::config::{CpConfig, SvdConfig, TuckerConfig};
 use crate::prune::PruneConfig;
 use crate::share::ShareConfig;
 use crate::CompressError;
@@ -32,6 +33,12 @@ pub enum PassConfig {
     Share(ShareConfig),
     /// Huffman coding of indices and codes in the container.
     Huffman(HuffmanConfig),
+    /// Truncated SVD of fully-connected layers (two Gemms), then fine-tuning.
+    Svd(SvdConfig),
+    /// Tucker-2 decomposition of convolutions (1x1 → core → 1x1), then fine-tuning.
+    Tucker2(TuckerConfig),
+    /// CP decomposition of convolutions by ALS (1x1 → k×1 → 1×k → 1x1), then fine-tuning.
+    Cp(CpConfig),
 }
 
 impl PassConfig {
@@ -41,6 +48,9 @@ impl PassConfig {
             PassConfig::Prune(_) => "prune",
             PassConfig::Share(_) => "share",
             PassConfig::Huffman(_) => "huffman",
+            PassConfig::Svd(_) => "svd",
+            PassConfig::Tucker2(_) => "tucker2",
+            PassConfig::Cp(_) => "cp",
         }
     }
 }
@@ -68,6 +78,9 @@ impl Recipe {
             match p {
                 PassConfig::Prune(c) => c.validate()?,
                 PassConfig::Share(c) => c.validate()?,
+                PassConfig::Svd(c) => c.validate()?,
+                PassConfig::Tucker2(c) => c.validate()?,
+                PassConfig::Cp(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
