@@ -42,13 +42,33 @@ fn svd_then_prune_share_huffman_runs_end_to_end() {
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let model = p("m.onnx");
     ok(&deepshrink(&[
-        "train", "--model", "lenet-300-100", "--data", data, "--epochs", "2", "--batch-size", "32", "--out", &model,
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        data,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        &model,
     ]));
     std::fs::write(p("r.toml"), RECIPE).unwrap();
     let (dsk, report) = (p("m.dsk"), p("report.json"));
     let md = ok(&deepshrink(&[
-        "compress", &model, "--recipe", &p("r.toml"), "--data", data, "--out", &dsk, "--report", &report,
-        "--batch-size", "32",
+        "compress",
+        &model,
+        "--recipe",
+        &p("r.toml"),
+        "--data",
+        data,
+        "--out",
+        &dsk,
+        "--report",
+        &report,
+        "--batch-size",
+        "32",
     ]));
     // The Markdown report has the low-rank table with both factored layers.
     assert!(md.contains("| svd | fc1.weight | 12 | 235500 -> 13308 |"), "{md}");
@@ -58,12 +78,17 @@ fn svd_then_prune_share_huffman_runs_end_to_end() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|row| row["factorized"] == true && row["rel_error"].as_f64().unwrap() > 0.0));
     // The pruned and shared factors are what the container stores and the runtime runs.
-    let layers: Vec<&str> = r["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let layers: Vec<&str> =
+        r["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert!(layers.contains(&"fc1.weight.svd_in") && layers.contains(&"fc2.weight.svd_out"), "{layers:?}");
     let dsk_top1 = r["dsk_accuracy"]["top1"].as_f64().unwrap();
     assert!(dsk_top1 > 0.9, "{dsk_top1}");
-    let stages: Vec<&str> = r["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["baseline", "svd (before fine-tuning)", "svd", "prune", "share (before fine-tuning)", "share"]);
+    let stages: Vec<&str> =
+        r["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(
+        stages,
+        ["baseline", "svd (before fine-tuning)", "svd", "prune", "share (before fine-tuning)", "share"]
+    );
     // eval on the container agrees with the report; export writes a runnable ONNX model.
     let e: serde_json::Value =
         serde_json::from_str(&ok(&deepshrink(&["eval", &dsk, "--data", data, "--json"]))).unwrap();

@@ -276,7 +276,7 @@ impl CpConfig {
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return bad(format!("tol {} must be non-negative", self.tol));
         }
-        if !(self.max_error > 0.0) {
+        if self.max_error.is_nan() || self.max_error <= 0.0 {
             return bad(format!("max_error {} must be positive", self.max_error));
         }
         check_common("cp", self.min_speedup, self.lr)

@@ -417,7 +417,7 @@ fn plan_cp(
         return Err(format!("rank {r} is above the full rank bound {full}"));
     }
     let d = cp::decompose(&data, shape, r, cfg.max_iter, cfg.tol, seed).ok_or("the SVD did not converge")?;
-    if !(d.rel_error <= cfg.max_error) {
+    if d.rel_error.is_nan() || d.rel_error > cfg.max_error {
         return Err(format!(
             "ALS did not fit the kernel: relative error {:.3} after {} sweeps (max_error {})",
             d.rel_error, d.iters, cfg.max_error
