@@ -81,6 +81,8 @@ struct Out {
     dsk_accuracy: Accuracy,
     stages: Vec<deepshrink_compress::StageReport>,
     layers: Vec<LayerOut>,
+    /// Every layer a factorization pass considered (empty without svd/tucker2/cp passes).
+    factorized: Vec<deepshrink_compress::FactorRow>,
     warnings: Vec<String>,
     /// Bits of all Huffman-coded streams together.
     huffman_bits: f64,
@@ -252,6 +254,7 @@ fn build_report(
         dsk_accuracy,
         stages: report.stages,
         layers,
+        factorized: report.factorized,
         warnings: report.warnings,
         pack_seconds,
     }
@@ -293,6 +296,9 @@ fn markdown(o: &Out, out_path: &Path) -> String {
             st(&l.code_stream)
         ));
     }
+    if !o.factorized.is_empty() {
+        s.push_str(&factor_table(&o.factorized));
+    }
     s.push_str(&format!(
         "\n{}: {} bytes, {} -> {} bytes ({:.1}x smaller file), test top-1 {:.2}% -> {:.2}%\n",
         out_path.display(),
@@ -311,6 +317,42 @@ fn markdown(o: &Out, out_path: &Path) -> String {
     }
     for w in &o.warnings {
         s.push_str(&format!("warning: {w}\n"));
+    }
+    s
+}
+
+/// The low-rank table: one row per layer a factorization pass considered.
+fn factor_table(rows: &[deepshrink_compress::FactorRow]) -> String {
+    let mut s = String::from(
+        "\n| pass | layer | rank | params | MACs | rel. error | batch 1 us (before -> after) | batch 32 us (before -> after) | result |\n",
+    );
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+    for r in rows {
+        let arrow = |a: usize, b: usize| if b == 0 { a.to_string() } else { format!("{a} -> {b}") };
+        let lat = |b: f64, a: f64, x: f64| format!("{b:.1} -> {a:.1} ({x:.2}x)");
+        let (l1, l32) = r.latency.as_ref().map_or(("-".into(), "-".into()), |l| {
+            (
+                lat(l.b1_before_us, l.b1_after_us, l.speedup_b1),
+                lat(l.b32_before_us, l.b32_after_us, l.speedup_b32),
+            )
+        });
+        let result = match (r.factorized, r.note.is_empty()) {
+            (true, true) => "factorized".to_string(),
+            (true, false) => format!("factorized ({})", r.note),
+            (false, _) => r.note.clone(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.pass,
+            r.layer,
+            if r.rank.is_empty() { "-" } else { &r.rank },
+            arrow(r.params_before, r.params_after),
+            arrow(r.macs_before as usize, r.macs_after as usize),
+            r.rel_error.map_or("-".into(), |e| format!("{e:.4}")),
+            l1,
+            l32,
+            result
+        ));
     }
     s
 }

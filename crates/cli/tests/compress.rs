@@ -164,6 +164,9 @@ fn bad_recipes_exit_2_and_write_nothing() {
         ("[[pass]]\nkind = \"quantize\"\nlayers = { \"fc1.weight\" = 16 }\n", "fc1.weight = 16"),
         ("[[pass]]\nkind = \"quantize\"\ngranularity = \"per-row\"\n", "per-row"),
         ("not toml at all [[", "recipe"),
+        ("[[pass]]\nkind = \"svd\"\nrank = 0\n", "rank 0"),
+        ("[[pass]]\nkind = \"tucker2\"\nenergy = 1.5\n", "(0, 1]"),
+        ("[[pass]]\nkind = \"cp\"\nrank = 4\nratio = 3.0\n", "exactly one"),
     ] {
         let r = dir.path().join("r.toml");
         std::fs::write(&r, text).unwrap();

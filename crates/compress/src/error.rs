@@ -17,6 +17,9 @@ pub enum CompressError {
         /// What is wrong.
         detail: String,
     },
+    /// The graph does not fit together (shapes).
+    #[error(transparent)]
+    Graph(#[from] deepshrink_graph::GraphError),
     /// Training or evaluation failed.
     #[error(transparent)]
     Engine(#[from] deepshrink_engine::EngineError),

@@ -9,12 +9,16 @@
 //!
 //! Deep Compression (Han, Mao and Dally, ICLR 2016) is `prune` → `share` → `huffman`:
 //! see `recipes/deep-compression.toml`. Post-training quantization is `quantize`
-//! (`recipes/int8.toml`, `recipes/int4.toml`).
+//! (`recipes/int8.toml`, `recipes/int4.toml`); quantization-aware training is `qat`
+//! (`recipes/twn.toml`, `recipes/binaryconnect.toml`); HashedNets is `hash`. Low-rank
+//! factorization (`svd`, `tucker2`, `cp`, in [`factorize`]) rewrites the graph instead: see
+//! `recipes/low-rank.toml`. docs/METHODS.md lists every method.
 #![deny(missing_docs)]
 
 mod constraint;
 pub mod distill;
 mod error;
+pub mod factorize;
 pub mod hashed;
 pub mod hessian;
 pub mod kmeans;
@@ -28,6 +32,8 @@ mod target;
 
 pub use constraint::{Constraint, ConstraintHook};
 pub use error::CompressError;
+pub use factorize::config::{CpConfig, SvdConfig, TuckerConfig};
+pub use factorize::{FactorRow, Latency};
 pub use pipeline::{run, Context, LayerRow, Report, StageReport, State};
 pub use recipe::{HuffmanConfig, PassConfig, Recipe};
 pub use target::{compressible_weights, LayerKind};

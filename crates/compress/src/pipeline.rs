@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use deepshrink_codec::{HashedTensor, QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
-use deepshrink_graph::Graph;
+use deepshrink_graph::{Graph, Op};
 use serde::Serialize;
 
 use crate::constraint::Constraint;
+use crate::factorize::{self, FactorRow, Method};
 use crate::hashed::{hashed_codebook, HashConfig};
 use crate::prune::{
     block_magnitude_mask, global_threshold, magnitude_mask, quality_mask, PruneConfig, Scope,
@@ -91,6 +92,8 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     /// Recipe entries that matched nothing in this model.
     pub warnings: Vec<String>,
+    /// Every layer a factorization pass considered: rank, costs, error, latency or why it was kept.
+    pub factorized: Vec<FactorRow>,
 }
 
 impl State {
@@ -155,12 +158,20 @@ impl State {
         let mut graph = self.model.to_graph();
         let mut sparse = BTreeMap::new();
         for (name, _) in &self.layers {
-            let Some(t) = graph.weights.remove(name) else { continue };
+            // Quantized and hashed tensors have their own encodings.
             if self.quantized.contains_key(name) || self.hashed.contains_key(name) {
+                graph.weights.remove(name);
                 continue;
             }
+            // Unconstrained weights (e.g. low-rank factors) stay dense in the graph, and so do
+            // grouped convolution kernels, which the runtime's sparse kernels do not take.
+            let Some(c) = self.hook.constraints.get(name).cloned() else { continue };
+            let grouped = graph.consumers(name).any(|n| matches!(&n.op, Op::Conv(a) if a.group != 1));
+            if grouped {
+                continue;
+            }
+            let Some(t) = graph.weights.remove(name) else { continue };
             let data = t.as_f32().expect("compressible weights are f32");
-            let c = self.hook.constraints.get(name).cloned().unwrap_or_default();
             if c.quant.is_some() && c.mask.is_none() {
                 // Every position stored (zero is one of the grid values), coded by the grid.
                 sparse.insert(name.clone(), grid_codebook(&t.shape, data));
@@ -226,7 +237,7 @@ fn grid_codebook(shape: &[usize], data: &[f32]) -> SparseMatrix {
     }
 }
 
-fn measure(
+pub(crate) fn measure(
     state: &State,
     ctx: &Context,
     stage: String,
@@ -243,7 +254,7 @@ fn measure(
 }
 
 /// Fine-tunes under the current constraints for `epochs` epochs with Adam at `lr`, cosine-decayed.
-fn finetune(
+pub(crate) fn finetune(
     state: &mut State,
     ctx: &mut Context,
     stage: &str,
@@ -446,6 +457,9 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Hash(c) => c.layers.keys().collect(),
             PassConfig::Qat(_) => Vec::new(),
             PassConfig::Quantize(c) => c.layers.keys().collect(),
+            PassConfig::Svd(c) => c.layers.keys().chain(&c.skip).collect(),
+            PassConfig::Tucker2(c) => c.layers.keys().chain(&c.skip).collect(),
+            PassConfig::Cp(c) => c.layers.keys().chain(&c.skip).collect(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -458,11 +472,21 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
         }
     }
     let mut stages = vec![measure(&state, ctx, "baseline".into(), Instant::now())?];
+    let mut factorized = Vec::new();
     for p in &recipe.passes {
         match p {
             PassConfig::Prune(c) => prune(&mut state, ctx, c, &mut stages)?,
             PassConfig::Share(c) => share(&mut state, ctx, c, &mut stages)?,
             PassConfig::Quantize(c) => quantize(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Svd(c) => {
+                factorize::run(&mut state, ctx, Method::Svd(c), &mut stages, &mut factorized)?
+            }
+            PassConfig::Tucker2(c) => {
+                factorize::run(&mut state, ctx, Method::Tucker2(c), &mut stages, &mut factorized)?
+            }
+            PassConfig::Cp(c) => {
+                factorize::run(&mut state, ctx, Method::Cp(c), &mut stages, &mut factorized)?
+            }
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
             PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,
             PassConfig::Qat(c) => qat(&mut state, ctx, c, &mut stages)?,
@@ -477,5 +501,5 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             LayerRow { name: name.clone(), kind: *kind, weights, kept, bits: state.bits.get(name).copied() }
         })
         .collect();
-    Ok((state, Report { stages, layers, warnings }))
+    Ok((state, Report { stages, layers, warnings, factorized }))
 }

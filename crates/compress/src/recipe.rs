@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::factorize::config::{CpConfig, SvdConfig, TuckerConfig};
 use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
 use crate::qat::QatConfig;
@@ -41,6 +42,12 @@ pub enum PassConfig {
     Qat(QatConfig),
     /// Post-training uniform quantization of weights (8, 4 or 2 bits).
     Quantize(QuantizeConfig),
+    /// Truncated SVD of fully-connected layers (two Gemms), then fine-tuning.
+    Svd(SvdConfig),
+    /// Tucker-2 decomposition of convolutions (1x1 → core → 1x1), then fine-tuning.
+    Tucker2(TuckerConfig),
+    /// CP decomposition of convolutions by ALS (1x1 → k×1 → 1×k → 1x1), then fine-tuning.
+    Cp(CpConfig),
 }
 
 impl PassConfig {
@@ -53,6 +60,9 @@ impl PassConfig {
             PassConfig::Hash(_) => "hash",
             PassConfig::Qat(_) => "qat",
             PassConfig::Quantize(_) => "quantize",
+            PassConfig::Svd(_) => "svd",
+            PassConfig::Tucker2(_) => "tucker2",
+            PassConfig::Cp(_) => "cp",
         }
     }
 }
@@ -83,6 +93,9 @@ impl Recipe {
                 PassConfig::Hash(c) => c.validate()?,
                 PassConfig::Qat(c) => c.validate()?,
                 PassConfig::Quantize(c) => c.validate()?,
+                PassConfig::Svd(c) => c.validate()?,
+                PassConfig::Tucker2(c) => c.validate()?,
+                PassConfig::Cp(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {
