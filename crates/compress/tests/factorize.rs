@@ -2,6 +2,9 @@
 //! published EVBMF code, run offline by fixtures/make_lowrank.py into fixtures/lowrank.json),
 //! and the graph rewrites against the original layers.
 
+mod common;
+
+use common::quadrants;
 use deepshrink_compress::factorize::{cp, linalg, rank, tucker};
 use deepshrink_compress::{run, Context, Recipe};
 use deepshrink_engine::{zoo, Data, Model};
@@ -138,25 +141,6 @@ fn conv_rewrites_compute_the_same_layer() {
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() < 1e-3, "cp {a} vs {b}");
     }
-}
-
-/// Class k of 4 lights up quadrant k of a 28x28 image, with deterministic noise.
-fn quadrants(n: usize, seed: u32) -> (Vec<f32>, Vec<u32>) {
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    let mut s = seed;
-    for i in 0..n {
-        let k = i % 4;
-        y.push(k as u32);
-        for r in 0..28 {
-            for c in 0..28 {
-                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                let q = (r >= 14) as usize * 2 + (c >= 14) as usize;
-                let noise = (s >> 16) as f32 / 65536.0;
-                x.push(if q == k { 1.0 + noise } else { noise - 0.5 });
-            }
-        }
-    }
-    (x, y)
 }
 
 #[test]
