@@ -200,19 +200,13 @@ impl State {
             }
             if let Some(cb) = &c.codebook {
                 let cols = m.cols();
-                // Signed (hashed) codebooks become `[c..., -c...]` with codes `k + K·negative`.
-                let k = cb.centroids.len();
                 let mut codes = Vec::with_capacity(m.nnz());
                 for r in 0..m.rows() {
                     for j in m.row_ptr[r] as usize..m.row_ptr[r + 1] as usize {
-                        let i = r * cols + m.col_idx[j] as usize;
-                        codes.push(cb.assign[i] + if cb.sign(i) < 0.0 { k as u16 } else { 0 });
+                        codes.push(cb.assign[r * cols + m.col_idx[j] as usize]);
                     }
                 }
-                let mut centroids = cb.centroids.clone();
-                if cb.negative.is_some() {
-                    centroids.extend(cb.centroids.iter().map(|v| -v));
-                }
+                let centroids = cb.centroids.clone();
                 m.values = SparseValues::Codebook { centroids, codes };
             }
             sparse.insert(name.clone(), m);
