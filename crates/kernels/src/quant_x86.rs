@@ -35,65 +35,65 @@ unsafe fn hsum4_i32(a: [__m256i; 4]) -> [i32; 4] {
     out
 }
 
-/// [`dot_i8`] for four rows at once (one activation load per block for all four, one
-/// horizontal sum for all four). With `no_min` (no weight is -128) the sign trick is turned
-/// around as in GGML: `|x|` once per block for all rows, `sign(w, x)` per row — one
-/// instruction less per row and block; `-128` would overflow `sign`, so it needs the flag.
+/// The eight sums of eight vectors' lanes, in order.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum8_i32(a: &[__m256i; 8]) -> [i32; 8] {
+    let u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    let u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+    let s = _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(u0, u1),
+        _mm256_permute2x128_si256::<0x31>(u0, u1),
+    );
+    let mut out = [0i32; 8];
+    _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s);
+    out
+}
+
+/// Prefetch distance of [`dot_i8_x8`] in bytes: four tile blocks ahead.
+const PREFETCH_AHEAD: usize = 4 * 256;
+
+/// The dot products of the eight rows of one tile of [`crate::quant::Int8Weights`] (block `k`
+/// of row `i` at `tile[(8k + i) * 32..]`) with `x`: one activation load per block for all eight
+/// rows, one sequential weight stream, prefetched a few blocks ahead. With `no_min` (no weight
+/// is -128) the sign trick is turned around as in GGML: `|x|` once per block, `sign(w, x)` per
+/// row — one instruction less per row and block; `-128` would overflow `sign`, so it needs the
+/// flag.
 ///
 /// # Safety
-/// AVX2 is available; every row has `x.len()` elements; with `no_min`, no weight is -128.
+/// AVX2 is available; `tile.len() == 8 * x.len()`, `x.len()` a multiple of 32; with `no_min`,
+/// no weight is -128.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot_i8_x4(w: [&[i8]; 4], x: &[i8], no_min: bool) -> [i32; 4] {
-    if no_min {
-        dot_i8_x4_no_min(w, x)
-    } else {
-        dot_i8_x4_any(w, x)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn dot_i8_x4_no_min(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
-    let n = x.len();
+pub(crate) unsafe fn dot_i8_x8(tile: &[i8], x: &[i8], no_min: bool) -> [i32; 8] {
+    debug_assert!(tile.len() == 8 * x.len() && x.len() % 32 == 0);
+    let nb = x.len() / 32;
     let px = x.as_ptr() as *const __m256i;
-    let pw = w.map(|r| r.as_ptr() as *const __m256i);
+    let pw = tile.as_ptr();
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_si256(); 4];
-    let full = n / 32;
-    for k in 0..full {
+    let mut acc = [_mm256_setzero_si256(); 8];
+    for k in 0..nb {
         let xv = _mm256_loadu_si256(px.add(k));
-        let ax = _mm256_abs_epi8(xv);
-        for r in 0..4 {
-            let sw = _mm256_sign_epi8(_mm256_loadu_si256(pw[r].add(k)), xv);
-            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));
+        let blk = pw.add(256 * k);
+        // Near the end of a tile this runs into the next tile (rows are contiguous), which is
+        // what comes next; a prefetch is only a hint and never faults past the allocation.
+        let ahead = blk.wrapping_add(PREFETCH_AHEAD);
+        for line in 0..4 {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
+        }
+        let pb = blk as *const __m256i;
+        if no_min {
+            let ax = _mm256_abs_epi8(xv);
+            for (i, a) in acc.iter_mut().enumerate() {
+                let sw = _mm256_sign_epi8(_mm256_loadu_si256(pb.add(i)), xv);
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones));
+            }
+        } else {
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_epi32(*a, mul_i8(_mm256_loadu_si256(pb.add(i)), xv, ones));
+            }
         }
     }
-    let mut out = hsum4_i32(acc);
-    for r in 0..4 {
-        out[r] += crate::quant::dot_i8(&w[r][32 * full..], &x[32 * full..]);
-    }
-    out
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn dot_i8_x4_any(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
-    let n = x.len();
-    debug_assert!(w.iter().all(|r| r.len() == n));
-    let px = x.as_ptr() as *const __m256i;
-    let pw = w.map(|r| r.as_ptr() as *const __m256i);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_si256(); 4];
-    let full = n / 32;
-    for k in 0..full {
-        let xv = _mm256_loadu_si256(px.add(k));
-        for r in 0..4 {
-            acc[r] = _mm256_add_epi32(acc[r], mul_i8(_mm256_loadu_si256(pw[r].add(k)), xv, ones));
-        }
-    }
-    let mut out = hsum4_i32(acc);
-    for r in 0..4 {
-        out[r] += crate::quant::dot_i8(&w[r][32 * full..], &x[32 * full..]);
-    }
-    out
+    hsum8_i32(&acc)
 }
 
 /// [`dot_lowbit`] for four rows at once.
@@ -143,35 +143,6 @@ pub(crate) unsafe fn dot_lowbit_x4(rows: [&[u8]; 4], xp: &[i8], nb: usize, bits:
 #[target_feature(enable = "avx2")]
 unsafe fn mul_i8(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones)
-}
-
-/// `Σ w[i] x[i]` over `min(w.len(), x.len())` bytes, exact; `x` must lie in `[-127, 127]`
-/// (any `w`), and the length must keep the sum within `i32`.
-///
-/// # Safety
-/// AVX2 is available.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
-    let n = w.len().min(x.len());
-    let (pw, px) = (w.as_ptr() as *const __m256i, x.as_ptr() as *const __m256i);
-    let ones = _mm256_set1_epi16(1);
-    let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    let mut i = 0;
-    while i + 64 <= n {
-        let k = i / 32;
-        a0 = _mm256_add_epi32(a0, mul_i8(_mm256_loadu_si256(pw.add(k)), _mm256_loadu_si256(px.add(k)), ones));
-        a1 = _mm256_add_epi32(
-            a1,
-            mul_i8(_mm256_loadu_si256(pw.add(k + 1)), _mm256_loadu_si256(px.add(k + 1)), ones),
-        );
-        i += 64;
-    }
-    if i + 32 <= n {
-        let k = i / 32;
-        a0 = _mm256_add_epi32(a0, mul_i8(_mm256_loadu_si256(pw.add(k)), _mm256_loadu_si256(px.add(k)), ones));
-        i += 32;
-    }
-    hsum_i32(_mm256_add_epi32(a0, a1)) + crate::quant::dot_i8(&w[i..n], &x[i..n])
 }
 
 /// `Σ q x` over the first `nb` blocks of 32 bytes of a packed row of `bits`-bit codes (4 or 2),
