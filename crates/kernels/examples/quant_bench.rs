@@ -152,7 +152,7 @@ impl Layer {
 }
 
 /// Names of the variants [`run_ours`] measures, in order.
-pub const OURS: &[&str] = &["f32 gemm", "int8", "int4", "int2", "binary f32-act", "binary xnor"];
+pub const OURS: &[&str] = &["f32 gemm", "int8", "int4", "int2", "binary int8-act", "binary xnor"];
 
 /// Closures for our variants on `l`, each writing into its own output.
 pub fn ours(l: &Layer) -> Vec<Box<dyn FnMut() + '_>> {
@@ -182,7 +182,7 @@ pub fn ours(l: &Layer) -> Vec<Box<dyn FnMut() + '_>> {
         }),
         Box::new(move || {
             let mut y = y4.clone();
-            l.binary.gemv_f32(black_box(&l.x), &mut y).unwrap();
+            l.binary.matmul(black_box(&l.x), 1, &mut y, false).unwrap();
             black_box(&y);
         }),
         Box::new(move || {

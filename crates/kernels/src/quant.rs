@@ -167,7 +167,14 @@ fn quantize_padded(x: &[f32], len: usize, buf: &mut QuantizedInput) {
 
 /// `y[r] = scale[r] * sx * (acc[r] - zero[r] * Σxq)` for every row; without zero points the
 /// loop is a plain convert-and-multiply that the compiler vectorises.
-fn rescale_rows(acc: &[i32], scale: &[f32], zero: &[i32], symmetric: bool, x: &QuantizedInput, y: &mut [f32]) {
+fn rescale_rows(
+    acc: &[i32],
+    scale: &[f32],
+    zero: &[i32],
+    symmetric: bool,
+    x: &QuantizedInput,
+    y: &mut [f32],
+) {
     if symmetric {
         let sx = x.scale;
         for ((o, &a), &s) in y.iter_mut().zip(acc).zip(scale) {
@@ -300,6 +307,7 @@ pub struct LowBitWeights {
     cols: usize,
     /// Bytes per row in memory (a multiple of 32).
     stride: usize,
+    /// Packed rows in tiles of [`TILE_ROWS`], laid out as [`Int8Weights`]' codes.
     packed: Vec<u8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
@@ -347,13 +355,14 @@ impl LowBitWeights {
         expect_len("packed", packed.len(), rows * row_bytes)?;
         check_rows(rows, cols, &scale, &zero)?;
         let stride = row_bytes.next_multiple_of(32);
-        let mut padded = vec![0u8; rows * stride];
-        if row_bytes > 0 {
-            for (dst, src) in padded.chunks_exact_mut(stride).zip(packed.chunks_exact(row_bytes)) {
-                dst[..row_bytes].copy_from_slice(src);
+        let mut tiled = vec![0u8; rows.next_multiple_of(TILE_ROWS) * stride];
+        for r in 0..rows {
+            for (k, src) in packed[r * row_bytes..(r + 1) * row_bytes].chunks(32).enumerate() {
+                let at = Int8Weights::offset(stride, r, k);
+                tiled[at..at + src.len()].copy_from_slice(src);
             }
         }
-        Ok(LowBitWeights { bits, rows, cols, stride, packed: padded, scale, zero })
+        Ok(LowBitWeights { bits, rows, cols, stride, packed: tiled, scale, zero })
     }
 
     /// Number of rows (outputs).
@@ -394,11 +403,10 @@ impl LowBitWeights {
             acc.fill(0);
             return;
         }
-        let per = 8 / self.bits as usize;
-        let block = 32 * per;
-        let nb = rb / 32;
         #[cfg(target_arch = "x86_64")]
         if crate::quant_x86::available() {
+            let per = 8 / self.bits as usize;
+            let (block, nb) = (32 * per, rb / 32);
             // Activations reordered so that lane j of sub-block s holds column per*j + s.
             scratch.resize(nb * block, 0);
             for (b, dst) in scratch.chunks_exact_mut(block).enumerate() {
@@ -409,21 +417,29 @@ impl LowBitWeights {
                     }
                 }
             }
-            let quads = self.rows / 4;
-            for (a, w) in acc.chunks_exact_mut(4).zip(self.packed.chunks_exact(4 * rb)) {
-                let r = [&w[..rb], &w[rb..2 * rb], &w[2 * rb..3 * rb], &w[3 * rb..]];
-                // SAFETY: AVX2 checked above; every row has `nb * 32` bytes and the scratch
-                // `nb * block` codes.
-                a.copy_from_slice(&unsafe { crate::quant_x86::dot_lowbit_x4(r, scratch, nb, self.bits) });
-            }
-            for (a, row) in acc[4 * quads..].iter_mut().zip(self.packed.chunks_exact(rb).skip(4 * quads)) {
-                // SAFETY: as above, for one row.
-                *a = unsafe { crate::quant_x86::dot_lowbit(row, scratch, nb, self.bits) };
+            for (a, tile) in acc.chunks_mut(TILE_ROWS).zip(self.packed.chunks_exact(TILE_ROWS * rb)) {
+                // SAFETY: AVX2 checked above; a tile has `TILE_ROWS * nb * 32` bytes and the
+                // scratch `nb * block` codes.
+                let t = unsafe { crate::quant_x86::dot_lowbit_x8(tile, scratch, nb, self.bits) };
+                a.copy_from_slice(&t[..a.len()]);
             }
             return;
         }
-        for (a, row) in acc.iter_mut().zip(self.packed.chunks_exact(rb)) {
-            *a = dot_packed(row, xq, self.bits);
+        self.dot_padded_portable(xq, acc);
+    }
+
+    /// The portable loop of [`LowBitWeights::dot_padded`] on the tiled layout.
+    fn dot_padded_portable(&self, xq: &[i8], acc: &mut [i32]) {
+        let rb = self.stride;
+        let block = 32 * 8 / self.bits as usize;
+        for (a, tile) in acc.chunks_mut(TILE_ROWS).zip(self.packed.chunks_exact(TILE_ROWS * rb)) {
+            a.fill(0);
+            for (k, x) in xq.chunks_exact(block).enumerate() {
+                for (i, o) in a.iter_mut().enumerate() {
+                    let at = (k * TILE_ROWS + i) * 32;
+                    *o += dot_packed(&tile[at..at + 32], x, self.bits);
+                }
+            }
         }
     }
 
@@ -520,6 +536,10 @@ mod tests {
                 let packed = pack_codes(&c, rows, cols, bits);
                 let portable: Vec<i32> = packed.chunks(rb).map(|row| dot_packed(row, &xpad, bits)).collect();
                 prop_assert_eq!(&portable, &want);
+                xpad.resize(rb.next_multiple_of(32) * (8 / bits as usize), 0);
+                let mut tiled = vec![0; rows];
+                w.dot_padded_portable(&xpad, &mut tiled);
+                prop_assert_eq!(&tiled, &want);
             }
         }
 
@@ -572,6 +592,25 @@ mod tests {
         assert_eq!(quantize_one(0.5, 1.0), 0);
         assert_eq!(quantize_one(1.5, 1.0), 2);
         assert_eq!(quantize_one(-2.5, 1.0), -2);
+    }
+
+    /// The extreme case of the `i16` runs in the low-bit kernel: every code at its maximum
+    /// and every activation at ±127 over many blocks, exact.
+    #[test]
+    fn lowbit_extremes_are_exact() {
+        for bits in [2u32, 4] {
+            let (rows, cols) = (9, 64 * 23);
+            let top = (1u8 << bits) - 1;
+            let c = vec![top; rows * cols];
+            for sign in [127i8, -127] {
+                let x = vec![sign; cols];
+                let packed = pack_codes(&c, rows, cols, bits);
+                let w = LowBitWeights::new(bits, rows, cols, packed, vec![1.0; rows], vec![0; rows]).unwrap();
+                let mut acc = vec![0; rows];
+                w.dot_rows(&x, &mut acc).unwrap();
+                assert_eq!(acc, vec![top as i32 * sign as i32 * cols as i32; rows], "{bits} bits");
+            }
+        }
     }
 
     #[test]

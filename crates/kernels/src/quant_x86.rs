@@ -24,17 +24,6 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(h)
 }
 
-/// The sums of four vectors' lanes, `[Σa, Σb, Σc, Σd]`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn hsum4_i32(a: [__m256i; 4]) -> [i32; 4] {
-    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-    let h = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-    let mut out = [0i32; 4];
-    _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, h);
-    out
-}
-
 /// The eight sums of eight vectors' lanes, in order.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -48,6 +37,13 @@ unsafe fn hsum8_i32(a: &[__m256i; 8]) -> [i32; 8] {
     let mut out = [0i32; 8];
     _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s);
     out
+}
+
+/// `|w| · (sign(w) x)` summed in pairs, widened to `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn mul_i8(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones)
 }
 
 /// Prefetch distance of [`dot_i8_x8`] in bytes: four tile blocks ahead.
@@ -96,100 +92,77 @@ pub(crate) unsafe fn dot_i8_x8(tile: &[i8], x: &[i8], no_min: bool) -> [i32; 8] 
     hsum8_i32(&acc)
 }
 
-/// [`dot_lowbit`] for four rows at once.
+/// Blocks of 32 bytes whose products may add up in `i16` lanes before widening: a 4-bit block
+/// adds at most `2 · 2 · 15 · 127 = 7620` per lane (four blocks: 30480), a 2-bit block
+/// `4 · 2 · 3 · 127 = 3048` (ten blocks: 30480); both stay below `2^15`.
+fn blocks_per_flush(bits: u32) -> usize {
+    if bits == 4 {
+        4
+    } else {
+        10
+    }
+}
+
+/// `Σ q x` for the eight rows of one tile of [`crate::quant::LowBitWeights`] (block `b` of row
+/// `i` at `tile[(8b + i) * 32..]`, `bits` 4 or 2) against activations reordered as in
+/// [`crate::quant::LowBitWeights::dot_rows`]: block `b`, sub-block `s`, lane `j` at
+/// `xp[(b * per + s) * 32 + j]`. Products add up in `i16` over [`blocks_per_flush`] blocks and
+/// are widened to `i32` once per such run (one `vpmaddwd` per row and run instead of per block).
 ///
 /// # Safety
-/// As [`dot_lowbit`], for every row.
+/// AVX2 is available; `tile` has `8 * 32 * nb` bytes, `xp` at least `32 * nb * 8 / bits`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot_lowbit_x4(rows: [&[u8]; 4], xp: &[i8], nb: usize, bits: u32) -> [i32; 4] {
+pub(crate) unsafe fn dot_lowbit_x8(tile: &[u8], xp: &[i8], nb: usize, bits: u32) -> [i32; 8] {
     let per = 8 / bits as usize;
-    debug_assert!(rows.iter().all(|r| r.len() >= 32 * nb) && xp.len() >= 32 * nb * per);
-    let pw = rows.map(|r| r.as_ptr() as *const __m256i);
+    debug_assert!(tile.len() == 256 * nb && xp.len() >= 32 * nb * per);
+    let pw = tile.as_ptr();
     let px = xp.as_ptr() as *const __m256i;
     let mask = _mm256_set1_epi8(((1u16 << bits) - 1) as i8);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_si256(); 4];
-    if bits == 4 {
-        for b in 0..nb {
-            let (x0, x1) = (_mm256_loadu_si256(px.add(2 * b)), _mm256_loadu_si256(px.add(2 * b + 1)));
-            for r in 0..4 {
-                let w = _mm256_loadu_si256(pw[r].add(b));
-                let lo = _mm256_and_si256(w, mask);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
-                let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(s, ones));
+    let mut acc = [_mm256_setzero_si256(); 8];
+    let run = blocks_per_flush(bits);
+    let mut b0 = 0;
+    while b0 < nb {
+        let b1 = (b0 + run).min(nb);
+        let mut part = [_mm256_setzero_si256(); 8];
+        for b in b0..b1 {
+            let blk = pw.add(256 * b);
+            let ahead = blk.wrapping_add(PREFETCH_AHEAD);
+            for line in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line) as *const i8);
+            }
+            let pb = blk as *const __m256i;
+            if bits == 4 {
+                let (x0, x1) = (_mm256_loadu_si256(px.add(2 * b)), _mm256_loadu_si256(px.add(2 * b + 1)));
+                for (i, p) in part.iter_mut().enumerate() {
+                    let w = _mm256_loadu_si256(pb.add(i));
+                    let lo = _mm256_and_si256(w, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                    let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
+                    *p = _mm256_add_epi16(*p, s);
+                }
+            } else {
+                let xs = [0, 1, 2, 3].map(|s| _mm256_loadu_si256(px.add(4 * b + s)));
+                for (i, p) in part.iter_mut().enumerate() {
+                    let w = _mm256_loadu_si256(pb.add(i));
+                    let q0 = _mm256_and_si256(w, mask);
+                    let q1 = _mm256_and_si256(_mm256_srli_epi16::<2>(w), mask);
+                    let q2 = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                    let q3 = _mm256_and_si256(_mm256_srli_epi16::<6>(w), mask);
+                    let s01 =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(q0, xs[0]), _mm256_maddubs_epi16(q1, xs[1]));
+                    let s23 =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(q2, xs[2]), _mm256_maddubs_epi16(q3, xs[3]));
+                    *p = _mm256_add_epi16(*p, _mm256_add_epi16(s01, s23));
+                }
             }
         }
-    } else {
-        for b in 0..nb {
-            let xs = [0, 1, 2, 3].map(|s| _mm256_loadu_si256(px.add(4 * b + s)));
-            for r in 0..4 {
-                let w = _mm256_loadu_si256(pw[r].add(b));
-                let q0 = _mm256_and_si256(w, mask);
-                let q1 = _mm256_and_si256(_mm256_srli_epi16::<2>(w), mask);
-                let q2 = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
-                let q3 = _mm256_and_si256(_mm256_srli_epi16::<6>(w), mask);
-                let s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, xs[0]), _mm256_maddubs_epi16(q1, xs[1]));
-                let s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, xs[2]), _mm256_maddubs_epi16(q3, xs[3]));
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
-            }
+        for (a, p) in acc.iter_mut().zip(part) {
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(p, ones));
         }
+        b0 = b1;
     }
-    hsum4_i32(acc)
-}
-
-/// `|w| · (sign(w) x)` summed in pairs, widened to `i32` lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn mul_i8(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones)
-}
-
-/// `Σ q x` over the first `nb` blocks of 32 bytes of a packed row of `bits`-bit codes (4 or 2),
-/// against activations reordered as in [`crate::quant::LowBitWeights::dot_rows`]: block `b`,
-/// sub-block `s`, lane `j` at `xp[(b * per + s) * 32 + j]`.
-///
-/// # Safety
-/// AVX2 is available; `row` has at least `32 * nb` bytes, `xp` at least `32 * nb * 8 / bits`.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot_lowbit(row: &[u8], xp: &[i8], nb: usize, bits: u32) -> i32 {
-    let per = 8 / bits as usize;
-    debug_assert!(row.len() >= 32 * nb && xp.len() >= 32 * nb * per);
-    let (pw, px) = (row.as_ptr() as *const __m256i, xp.as_ptr() as *const __m256i);
-    let mask = _mm256_set1_epi8(((1u16 << bits) - 1) as i8);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_si256();
-    if bits == 4 {
-        // A block's two products add up in i16: at most 2 · 2 · 15 · 127 < 2^15.
-        for b in 0..nb {
-            let w = _mm256_loadu_si256(pw.add(b));
-            let lo = _mm256_and_si256(w, mask);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
-            let s = _mm256_add_epi16(
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256(px.add(2 * b))),
-                _mm256_maddubs_epi16(hi, _mm256_loadu_si256(px.add(2 * b + 1))),
-            );
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones));
-        }
-    } else {
-        for b in 0..nb {
-            let w = _mm256_loadu_si256(pw.add(b));
-            let q0 = _mm256_and_si256(w, mask);
-            let q1 = _mm256_and_si256(_mm256_srli_epi16::<2>(w), mask);
-            let q2 = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
-            let q3 = _mm256_and_si256(_mm256_srli_epi16::<6>(w), mask);
-            let s01 = _mm256_add_epi16(
-                _mm256_maddubs_epi16(q0, _mm256_loadu_si256(px.add(4 * b))),
-                _mm256_maddubs_epi16(q1, _mm256_loadu_si256(px.add(4 * b + 1))),
-            );
-            let s23 = _mm256_add_epi16(
-                _mm256_maddubs_epi16(q2, _mm256_loadu_si256(px.add(4 * b + 2))),
-                _mm256_maddubs_epi16(q3, _mm256_loadu_si256(px.add(4 * b + 3))),
-            );
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones));
-        }
-    }
-    hsum_i32(acc)
+    hsum8_i32(&acc)
 }
 
 /// Activation quantization (see [`crate::quant::QuantizedInput::quantize`]): the same codes as
