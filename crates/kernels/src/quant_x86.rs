@@ -61,7 +61,7 @@ const PREFETCH_AHEAD: usize = 4 * 256;
 /// no weight is -128.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot_i8_x8(tile: &[i8], x: &[i8], no_min: bool) -> [i32; 8] {
-    debug_assert!(tile.len() == 8 * x.len() && x.len() % 32 == 0);
+    debug_assert!(tile.len() == 8 * x.len() && x.len().is_multiple_of(32));
     let nb = x.len() / 32;
     let px = x.as_ptr() as *const __m256i;
     let pw = tile.as_ptr();
