@@ -163,6 +163,12 @@ fn bad_recipes_exit_2_and_write_nothing() {
         ("[[pass]]\nkind = \"quantize\"\nbits = 3\n", "8, 4 or 2"),
         ("[[pass]]\nkind = \"quantize\"\nlayers = { \"fc1.weight\" = 16 }\n", "fc1.weight = 16"),
         ("[[pass]]\nkind = \"quantize\"\ngranularity = \"per-row\"\n", "per-row"),
+        ("[[pass]]\nkind = \"quantize\"\npercentile = 0.0\n", "(0, 100]"),
+        ("[[pass]]\nkind = \"quantize\"\ncalibration = \"entropy\"\n", "entropy"),
+        (
+            "[[pass]]\nkind = \"quantize\"\nactivations = \"static\"\ncalibration_samples = 0\n",
+            "calibration_samples",
+        ),
         ("not toml at all [[", "recipe"),
         ("[[pass]]\nkind = \"svd\"\nrank = 0\n", "rank 0"),
         ("[[pass]]\nkind = \"tucker2\"\nenergy = 1.5\n", "(0, 1]"),
@@ -240,6 +246,21 @@ fn int8_recipe_stores_packed_codes_and_runs_integer_kernels() {
     let kinds: Vec<&str> =
         b["nodes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "int8").count(), 3, "{kinds:?}");
+
+    // Static activation scales: stored beside each weight (4 bytes more per layer), used by the
+    // runtime, and `eval` still agrees with the report.
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../recipes/int8-static.toml");
+    ok(&deepshrink(&["compress", m, "--recipe", recipe, "--data", data, "--out", d, "--report", r]));
+    let bytes = std::fs::read(&dsk).unwrap();
+    let model = deepshrink_codec::from_bytes(&bytes).unwrap();
+    assert_eq!(model.quantized.len(), 3);
+    for (name, q) in &model.quantized {
+        let s = q.act_scale.unwrap_or_else(|| panic!("{name} has no activation scale"));
+        assert!(s > 0.0 && s.is_finite(), "{name}: {s}");
+    }
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let e = ok(&deepshrink(&["eval", d, "--data", data, "--json"]));
+    assert_eq!(e["top1"], rep["dsk_accuracy"]["top1"]);
 }
 
 /// NaN weights cannot be quantized: one error line naming the tensor, exit 2, no output file.

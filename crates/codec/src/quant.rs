@@ -26,6 +26,10 @@ pub struct QuantMatrix {
     pub zero_points: Option<Vec<u8>>,
     /// One code per element, row-major, each `< 2^bits`.
     pub codes: Vec<u8>,
+    /// Static int8 scale of the activations this matrix multiplies (`x ≈ act_scale · q`, `q` in
+    /// `[-127, 127]`), calibrated on data; `None`: activations are quantized per call (dynamic).
+    /// Finite and `> 0`.
+    pub act_scale: Option<f32>,
 }
 
 impl QuantMatrix {
@@ -98,6 +102,9 @@ impl QuantMatrix {
                 return Err(bad(format!("zero point {v} does not fit {} bits", self.bits)));
             }
         }
+        if let Some(a) = self.act_scale.filter(|a| !(a.is_finite() && *a > 0.0)) {
+            return Err(bad(format!("activation scale {a} is not finite and > 0")));
+        }
         Ok(())
     }
 
@@ -132,6 +139,8 @@ impl QuantMatrix {
 const PER_ROW: u8 = 1;
 /// Flag bit: zero points stored.
 const ZERO_POINTS: u8 = 2;
+/// Flag bit: a static activation scale follows the zero points.
+const ACT_SCALE: u8 = 4;
 
 /// Appends the payload of a `quant` section; returns (side bytes: flags, scales and zero points;
 /// code bytes).
@@ -140,10 +149,17 @@ pub(crate) fn write(out: &mut Vec<u8>, name: &str, m: &QuantMatrix) -> Result<(u
     let start = out.len();
     out.push(m.bits);
     let per_row = m.scales.len() != 1;
-    out.push(if per_row { PER_ROW } else { 0 } | if m.zero_points.is_some() { ZERO_POINTS } else { 0 });
+    out.push(
+        if per_row { PER_ROW } else { 0 }
+            | if m.zero_points.is_some() { ZERO_POINTS } else { 0 }
+            | if m.act_scale.is_some() { ACT_SCALE } else { 0 },
+    );
     m.scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
     if let Some(z) = &m.zero_points {
         out.extend_from_slice(z);
+    }
+    if let Some(a) = m.act_scale {
+        out.extend_from_slice(&a.to_le_bytes());
     }
     let side = out.len() - start;
     let packed = m.packed();
@@ -160,7 +176,7 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
         return Err(CodecError::range(name, "bits", format!("{bits}, expected 1, 2, 4 or 8")));
     }
     let flags = r.u8("flags")?;
-    if flags & !(PER_ROW | ZERO_POINTS) != 0 || (bits == 1 && flags & ZERO_POINTS != 0) {
+    if flags & !(PER_ROW | ZERO_POINTS | ACT_SCALE) != 0 || (bits == 1 && flags & ZERO_POINTS != 0) {
         return Err(CodecError::range(name, "flags", format!("{flags:#04x} for {bits}-bit codes")));
     }
     let rows = shape.first().copied().unwrap_or(1);
@@ -172,6 +188,12 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let zero_points = if flags & ZERO_POINTS != 0 { Some(r.take(g, "zero points")?.to_vec()) } else { None };
+    let act_scale = if flags & ACT_SCALE != 0 {
+        let b = r.take(4, "activation scale")?;
+        Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    } else {
+        None
+    };
     let side = r.pos() - start;
     let b = bits as usize;
     let (rb, per) = ((cols * b).div_ceil(8), 8 / b);
@@ -185,7 +207,7 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
             return Err(CodecError::range(name, "padding bits", format!("row {i} has non-zero padding")));
         }
     }
-    let m = QuantMatrix { shape, bits, scales, zero_points, codes };
+    let m = QuantMatrix { shape, bits, scales, zero_points, codes, act_scale };
     m.check(name).map_err(|e| CodecError::range(name, "quantized tensor", e.to_string()))?;
     Ok((m, side, packed.len()))
 }

@@ -22,6 +22,7 @@ fn random_quant(rng: &mut Rng, shape: &[usize], bits: u8, per_row: bool, zero_po
         scales: (0..g).map(|_| rng.unit() as f32 * 0.1).collect(),
         zero_points: zero_points.then(|| (0..g).map(|_| rng.below(1 << bits) as u8).collect()),
         codes: (0..n).map(|_| rng.below(1 << bits) as u8).collect(),
+        act_scale: None,
     }
 }
 
@@ -33,7 +34,7 @@ fn model_of(name: &str, m: QuantMatrix) -> DskModel {
     }
 }
 
-/// docs/FORMAT.md: `section = 8 + header + 2 + 4g + [g] + rows * ceil(cols * bits / 8)`.
+/// docs/FORMAT.md: `section = 8 + header + 2 + 4g + [g] + [4] + rows * ceil(cols * bits / 8)`.
 fn formula(name: &str, m: &QuantMatrix) -> usize {
     let header = vlen(name.len() as u64)
         + name.len()
@@ -47,6 +48,7 @@ fn formula(name: &str, m: &QuantMatrix) -> usize {
         + 2
         + 4 * g
         + m.zero_points.as_ref().map_or(0, |_| g)
+        + m.act_scale.map_or(0, |_| 4)
         + rows * (cols * m.bits as usize).div_ceil(8)
 }
 
@@ -60,7 +62,11 @@ fn size_formula_and_round_trip() {
                     if bits == 1 && zp {
                         continue;
                     }
-                    let m = random_quant(&mut rng, &shape, bits, per_row, zp);
+                    let mut m = random_quant(&mut rng, &shape, bits, per_row, zp);
+                    // Every other matrix carries a static activation scale.
+                    if rng.below(2) == 1 {
+                        m.act_scale = Some(0.0123);
+                    }
                     let model = model_of("fc.weight", m.clone());
                     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
                     let t = &report.tensors[0];
@@ -93,6 +99,7 @@ fn decoded_values_follow_the_formula() {
         scales: vec![0.5, 2.0],
         zero_points: Some(vec![8, 3]),
         codes: vec![8, 9, 0, 3, 4, 15],
+        act_scale: None,
     };
     let t = m.to_dense();
     assert_eq!(t.as_f32().unwrap(), &[0.0, 0.5, -4.0, 0.0, 2.0, 24.0]);
@@ -102,10 +109,17 @@ fn decoded_values_follow_the_formula() {
         scales: vec![0.25],
         zero_points: None,
         codes: vec![1, 0, 1],
+        act_scale: None,
     };
     assert_eq!(b.to_dense().as_f32().unwrap(), &[0.25, -0.25, 0.25]);
-    let sym =
-        QuantMatrix { shape: vec![1, 2], bits: 8, scales: vec![1.0], zero_points: None, codes: vec![0, 255] };
+    let sym = QuantMatrix {
+        shape: vec![1, 2],
+        bits: 8,
+        scales: vec![1.0],
+        zero_points: None,
+        codes: vec![0, 255],
+        act_scale: None,
+    };
     assert_eq!(sym.to_dense().as_f32().unwrap(), &[-128.0, 127.0]);
 }
 
@@ -119,6 +133,8 @@ fn writer_refuses_bad_matrices() {
         (QuantMatrix { scales: vec![1.0; 3], ..good.clone() }, "scales"),
         (QuantMatrix { zero_points: Some(vec![16; 4]), ..good.clone() }, "zero point"),
         (QuantMatrix { codes: vec![0; 19], ..good.clone() }, "codes"),
+        (QuantMatrix { act_scale: Some(0.0), ..good.clone() }, "activation scale"),
+        (QuantMatrix { act_scale: Some(f32::INFINITY), ..good.clone() }, "activation scale"),
     ];
     for (m, what) in cases {
         let e = to_bytes(&model_of("w", m), &PackOptions::default()).unwrap_err().to_string();
@@ -154,6 +170,7 @@ fn reader_rejects_padding_bits_and_bad_flags() {
         scales: vec![1.0],
         zero_points: None,
         codes: vec![1, 2, 3],
+        act_scale: None,
     };
     let (bytes, _) = to_bytes(&model_of("w", m), &PackOptions::default()).unwrap();
     let opts = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
@@ -164,7 +181,7 @@ fn reader_rejects_padding_bits_and_bad_flags() {
     assert!(from_bytes_with(&b, &opts).unwrap_err().to_string().contains("padding"));
     let flags_at = code_at - 4 - 1;
     let mut b = bytes.clone();
-    b[flags_at] = 0x04;
+    b[flags_at] = 0x08;
     assert!(from_bytes_with(&b, &opts).unwrap_err().to_string().contains("flags"));
     let mut b = bytes;
     b[flags_at - 1] = 3;

@@ -15,6 +15,7 @@
 //! `recipes/low-rank.toml`. docs/METHODS.md lists every method.
 #![deny(missing_docs)]
 
+pub mod calibrate;
 mod constraint;
 pub mod distill;
 mod error;

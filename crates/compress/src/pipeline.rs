@@ -436,6 +436,25 @@ fn quantize(
         state.bits.insert(name.clone(), q.bits);
         state.quantized.insert(name.clone(), q);
     }
+    if cfg.activations == crate::calibrate::Activations::Static {
+        // Calibrated on the model with its weights already on the grid.
+        let names: Vec<String> = state.layers.iter().map(|(n, _)| n.clone()).collect();
+        let graph = state.model.to_graph();
+        let scales = crate::calibrate::activation_scales(
+            &state.model,
+            &graph,
+            &names,
+            ctx.train,
+            cfg.calibration_samples,
+            cfg.calibration,
+            cfg.percentile,
+        )?;
+        for (name, s) in scales {
+            if let Some(q) = state.quantized.get_mut(&name) {
+                q.act_scale = Some(s);
+            }
+        }
+    }
     out.push(measure(state, ctx, "quantize".into(), start)?);
     Ok(())
 }

@@ -22,6 +22,8 @@
 //! granularity = "per-channel" # per-tensor | per-channel
 //! scheme = "symmetric"        # symmetric | asymmetric
 //! layers = { "fc3.weight" = 8 } # per-layer bits
+//! activations = "static"      # dynamic (default) | static: calibrated int8 input scales
+//! calibration = "mse"         # minmax | percentile | mse (see crate::calibrate)
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ use std::collections::BTreeMap;
 use deepshrink_codec::QuantMatrix;
 use serde::{Deserialize, Serialize};
 
+pub use crate::calibrate::{Activations, Calibration};
 use crate::CompressError;
 
 /// One scale per tensor or per output channel (row).
@@ -63,6 +66,14 @@ pub struct QuantizeConfig {
     pub scheme: Scheme,
     /// Per-layer bits by weight name.
     pub layers: BTreeMap<String, u8>,
+    /// Activations quantized per call (`dynamic`) or with calibrated scales (`static`).
+    pub activations: Activations,
+    /// How static ranges are chosen ([`crate::calibrate`]).
+    pub calibration: Calibration,
+    /// Percentile of `|x|` for `calibration = "percentile"`, in `(0, 100]`.
+    pub percentile: f32,
+    /// Training samples of the calibration (the first ones).
+    pub calibration_samples: usize,
 }
 
 impl Default for QuantizeConfig {
@@ -72,6 +83,10 @@ impl Default for QuantizeConfig {
             granularity: Granularity::PerChannel,
             scheme: Scheme::Symmetric,
             layers: BTreeMap::new(),
+            activations: Activations::Dynamic,
+            calibration: Calibration::Minmax,
+            percentile: 99.99,
+            calibration_samples: 512,
         }
     }
 }
@@ -89,6 +104,12 @@ impl QuantizeConfig {
             if ![2, 4, 8].contains(&b) {
                 return Err(config(format!("{name} = {b}: bits must be 8, 4 or 2")));
             }
+        }
+        if !(self.percentile > 0.0 && self.percentile <= 100.0) {
+            return Err(config(format!("percentile = {}: must be in (0, 100]", self.percentile)));
+        }
+        if self.activations == Activations::Static && self.calibration_samples == 0 {
+            return Err(config("static activations need calibration_samples >= 1".into()));
         }
         Ok(())
     }
@@ -162,7 +183,7 @@ pub fn quantize_tensor(
         zeros.push(zero as u8);
     }
     let zero_points = (scheme == Scheme::Asymmetric).then_some(zeros);
-    Ok(QuantMatrix { shape: shape.to_vec(), bits, scales, zero_points, codes })
+    Ok(QuantMatrix { shape: shape.to_vec(), bits, scales, zero_points, codes, act_scale: None })
 }
 
 #[cfg(test)]

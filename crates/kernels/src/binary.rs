@@ -72,6 +72,13 @@ impl BinaryWeights {
         Ok(BinaryWeights { rows, cols, words: cols.div_ceil(64), bits, scale, int8_act })
     }
 
+    /// Quantizes activations of the int8 path (see [`BinaryWeights::matmul`]) with a fixed
+    /// scale, as [`crate::Int8Weights::with_input_scale`].
+    pub fn with_input_scale(mut self, s: Option<f32>) -> Result<Self, KernelError> {
+        self.int8_act = self.int8_act.with_input_scale(s)?;
+        Ok(self)
+    }
+
     /// Number of rows (outputs).
     pub fn rows(&self) -> usize {
         self.rows

@@ -50,11 +50,30 @@ impl QuantizedInput {
         #[cfg(target_arch = "x86_64")]
         if crate::quant_x86::available() {
             // SAFETY: AVX2 checked just above; `q` has `x.len()` elements.
-            let (scale, sum) = unsafe { crate::quant_x86::quantize(x, &mut self.q) };
-            (self.scale, self.sum) = (scale, sum);
+            let amax = unsafe { crate::quant_x86::finite_amax(x) };
+            let inv = inv_scale(amax);
+            self.scale = amax / 127.0;
+            // SAFETY: as above.
+            self.sum = unsafe { crate::quant_x86::quantize_codes(x, &mut self.q, inv) };
             return;
         }
         (self.scale, self.sum) = quantize_portable(x, &mut self.q);
+    }
+
+    /// Quantizes `x` with a fixed (static, calibrated) `scale > 0`: `q = round(x · (1 /
+    /// scale))`, ties to even, clamped to `[-127, 127]` (values beyond the calibrated range
+    /// saturate), NaN to 0.
+    pub fn quantize_static(&mut self, x: &[f32], scale: f32) {
+        self.q.resize(x.len(), 0);
+        let inv = 1.0 / scale;
+        self.scale = scale;
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant_x86::available() {
+            // SAFETY: AVX2 checked just above; `q` has `x.len()` elements.
+            self.sum = unsafe { crate::quant_x86::quantize_codes(x, &mut self.q, inv) };
+            return;
+        }
+        self.sum = codes_portable(x, &mut self.q, inv);
     }
 
     /// A new quantized copy of `x`.
@@ -102,13 +121,17 @@ pub(crate) fn quantize_one(v: f32, inv: f32) -> i8 {
 /// Portable activation quantization: returns `(scale, Σq)`.
 pub(crate) fn quantize_portable(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     let amax = finite_amax(x);
-    let inv = inv_scale(amax);
+    (amax / 127.0, codes_portable(x, q, inv_scale(amax)))
+}
+
+/// Portable activation codes for `1 / scale = inv`: returns `Σq`.
+fn codes_portable(x: &[f32], q: &mut [i8], inv: f32) -> i32 {
     let mut sum = 0i32;
     for (o, &v) in q.iter_mut().zip(x) {
         *o = quantize_one(v, inv);
         sum += *o as i32;
     }
-    (amax / 127.0, sum)
+    sum
 }
 
 /// Per-row scales and zero points, checked.
@@ -154,15 +177,30 @@ pub struct Int8Weights {
     q: Vec<i8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
+    /// Static activation scale; `None`: dynamic.
+    input_scale: Option<f32>,
 }
 
 /// Rows per tile of [`Int8Weights`].
 const TILE_ROWS: usize = 8;
 
-/// Quantizes `x` into `buf`, zero-padded to `len` codes.
-fn quantize_padded(x: &[f32], len: usize, buf: &mut QuantizedInput) {
-    buf.quantize(x);
+/// Quantizes `x` into `buf` (with the static scale if there is one), zero-padded to `len` codes.
+fn quantize_padded(x: &[f32], len: usize, input_scale: Option<f32>, buf: &mut QuantizedInput) {
+    match input_scale {
+        Some(s) => buf.quantize_static(x, s),
+        None => buf.quantize(x),
+    }
     buf.q.resize(len, 0);
+}
+
+/// Checks a static activation scale.
+fn check_input_scale(s: Option<f32>) -> Result<Option<f32>, KernelError> {
+    match s {
+        Some(v) if !(v.is_finite() && v > 0.0) => {
+            Err(KernelError::Csr(format!("static activation scale {v} is not finite and > 0")))
+        }
+        _ => Ok(s),
+    }
 }
 
 /// `y[r] = scale[r] * sx * (acc[r] - zero[r] * Σxq)` for every row; without zero points the
@@ -209,7 +247,14 @@ impl Int8Weights {
                 tiled[at..at + src.len()].copy_from_slice(src);
             }
         }
-        Ok(Int8Weights { rows, cols, stride, no_min, symmetric, q: tiled, scale, zero })
+        Ok(Int8Weights { rows, cols, stride, no_min, symmetric, q: tiled, scale, zero, input_scale: None })
+    }
+
+    /// Quantizes activations with a fixed, calibrated scale (`Some(s)`, finite and `> 0`) instead
+    /// of `max|x| / 127` per call (`None`).
+    pub fn with_input_scale(mut self, s: Option<f32>) -> Result<Self, KernelError> {
+        self.input_scale = check_input_scale(s)?;
+        Ok(self)
     }
 
     /// Where block `k` (columns `32k..32k+32`) of row `r` starts in the tiled codes.
@@ -281,7 +326,7 @@ impl Int8Weights {
         let mut xq = QuantizedInput::default();
         let mut acc = vec![0i32; self.rows];
         for b in 0..batch {
-            quantize_padded(&x[b * self.cols..(b + 1) * self.cols], self.stride, &mut xq);
+            quantize_padded(&x[b * self.cols..(b + 1) * self.cols], self.stride, self.input_scale, &mut xq);
             self.dot_padded(&xq.q, &mut acc);
             let out = &mut y[b * self.rows..(b + 1) * self.rows];
             rescale_rows(&acc, &self.scale, &self.zero, self.symmetric, &xq, out);
@@ -311,6 +356,8 @@ pub struct LowBitWeights {
     packed: Vec<u8>,
     scale: Vec<f32>,
     zero: Vec<i32>,
+    /// Static activation scale; `None`: dynamic.
+    input_scale: Option<f32>,
 }
 
 /// Bytes of one packed row of `cols` codes of `bits` bits.
@@ -362,7 +409,13 @@ impl LowBitWeights {
                 tiled[at..at + src.len()].copy_from_slice(src);
             }
         }
-        Ok(LowBitWeights { bits, rows, cols, stride, packed: tiled, scale, zero })
+        Ok(LowBitWeights { bits, rows, cols, stride, packed: tiled, scale, zero, input_scale: None })
+    }
+
+    /// As [`Int8Weights::with_input_scale`].
+    pub fn with_input_scale(mut self, s: Option<f32>) -> Result<Self, KernelError> {
+        self.input_scale = check_input_scale(s)?;
+        Ok(self)
     }
 
     /// Number of rows (outputs).
@@ -450,7 +503,8 @@ impl LowBitWeights {
         let mut xq = QuantizedInput::default();
         let (mut acc, mut scratch) = (vec![0i32; self.rows], Vec::new());
         for b in 0..batch {
-            quantize_padded(&x[b * self.cols..(b + 1) * self.cols], self.padded_cols(), &mut xq);
+            let xs = &x[b * self.cols..(b + 1) * self.cols];
+            quantize_padded(xs, self.padded_cols(), self.input_scale, &mut xq);
             self.dot_padded(&xq.q, &mut acc, &mut scratch);
             let out = &mut y[b * self.rows..(b + 1) * self.rows];
             rescale_rows(&acc, &self.scale, &self.zero, false, &xq, out);
@@ -611,6 +665,39 @@ mod tests {
                 assert_eq!(acc, vec![top as i32 * sign as i32 * cols as i32; rows], "{bits} bits");
             }
         }
+    }
+
+    /// A static scale: the codes are `round(x / s)` saturated at ±127 (the AVX2 and portable
+    /// loops agree), and the product equals float arithmetic on those codes.
+    #[test]
+    fn static_input_scale_saturates_and_matches() {
+        let x: Vec<f32> = vector(70, 4).iter().map(|v| v * 3.0).collect();
+        let s = 1.5 / 127.0; // calibrated to |x| <= 1.5: larger inputs saturate
+        let mut fast = QuantizedInput::default();
+        fast.quantize_static(&x, s);
+        let mut q = vec![0i8; x.len()];
+        let sum = codes_portable(&x, &mut q, 1.0 / s);
+        assert_eq!((&fast.q, fast.sum, fast.scale), (&q, sum, s));
+        assert!(q.iter().any(|&v| v == 127) && q.iter().any(|&v| v == -127));
+        let (rows, cols) = (5, 70);
+        let codes: Vec<i8> = codes(rows * cols, 8, 8).iter().map(|&c| c as i8).collect();
+        let scale: Vec<f32> = (0..rows).map(|r| 0.01 + r as f32 * 0.002).collect();
+        let w = Int8Weights::new(rows, cols, codes.clone(), scale.clone(), vec![0; rows])
+            .unwrap()
+            .with_input_scale(Some(s))
+            .unwrap();
+        let mut y = vec![0.0; rows];
+        w.matmul(&x, 1, &mut y).unwrap();
+        let wd: Vec<f32> = (0..rows * cols).map(|i| scale[i / cols] * codes[i] as f32).collect();
+        let xd: Vec<f32> = q.iter().map(|&v| v as f32 * s).collect();
+        let mut want = vec![0.0; rows];
+        crate::reference::dense_gemv(rows, cols, &wd, &xd, &mut want);
+        let m = crate::reference::tests_support::abs_gemv(rows, cols, &wd, &xd);
+        crate::reference::tests_support::assert_close(&y, &want, &m).unwrap();
+        assert!(Int8Weights::new(1, 1, vec![1], vec![1.0], vec![0])
+            .unwrap()
+            .with_input_scale(Some(0.0))
+            .is_err());
     }
 
     #[test]

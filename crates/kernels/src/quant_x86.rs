@@ -165,13 +165,12 @@ pub(crate) unsafe fn dot_lowbit_x8(tile: &[u8], xp: &[i8], nb: usize, bits: u32)
     hsum8_i32(&acc)
 }
 
-/// Activation quantization (see [`crate::quant::QuantizedInput::quantize`]): the same codes as
-/// the portable loop, 32 at a time. Returns `(scale, Σq)`.
+/// `max |x|` over the finite `x` (see [`crate::quant::finite_amax`]), 8 lanes at a time.
 ///
 /// # Safety
-/// AVX2 is available; `q.len() == x.len()`.
+/// AVX2 is available.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn quantize(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub(crate) unsafe fn finite_amax(x: &[f32]) -> f32 {
     let n = x.len();
     let px = x.as_ptr();
     let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
@@ -185,8 +184,18 @@ pub(crate) unsafe fn quantize(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     }
     let mut m = [0.0f32; 8];
     _mm256_storeu_ps(m.as_mut_ptr(), mx);
-    let amax = crate::quant::finite_amax(&x[i..]).max(crate::quant::finite_amax(&m));
-    let inv = crate::quant::inv_scale(amax);
+    crate::quant::finite_amax(&x[i..]).max(crate::quant::finite_amax(&m))
+}
+
+/// Activation codes `q = clamp(round(x · inv), -127, 127)` (ties to even, NaN to 0; see
+/// [`crate::quant::quantize_one`]), 32 at a time. Returns `Σq`.
+///
+/// # Safety
+/// AVX2 is available; `q.len() == x.len()`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn quantize_codes(x: &[f32], q: &mut [i8], inv: f32) -> i32 {
+    let n = x.len();
+    let px = x.as_ptr();
     let (vinv, lo, hi) = (_mm256_set1_ps(inv), _mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
     let code = |o: usize| {
         let t = _mm256_mul_ps(_mm256_loadu_ps(px.add(o)), vinv);
@@ -209,7 +218,7 @@ pub(crate) unsafe fn quantize(x: &[f32], q: &mut [i8]) -> (f32, i32) {
         q[j] = crate::quant::quantize_one(x[j], inv);
         s += q[j] as i32;
     }
-    (amax / 127.0, s)
+    s
 }
 
 /// The portable XNOR-popcount row sum compiled with `popcnt`.

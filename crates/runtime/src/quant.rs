@@ -1,6 +1,7 @@
 //! Gemm and Conv on quantized weights: the integer kernels of `deepshrink-kernels` on the codes
 //! as stored (int8 codes as `i8`, 4- and 2-bit codes in their packed bytes, binary sign bits),
-//! each activation vector quantized to int8 per call (dynamic quantization).
+//! each activation vector quantized to int8 per call (dynamic quantization) or, if the matrix
+//! carries a calibrated activation scale, with that fixed scale (static quantization).
 //!
 //! A quantized weight runs on these kernels where it is the B operand of a Gemm with `trans_b`
 //! (`[N, K]`, one scale per output row). Anywhere else it is decoded to f32 at load time and
@@ -34,13 +35,16 @@ impl QuantW {
                 // code - zero = (code - 128) - (zero - 128): signed codes for the kernel.
                 let q = m.codes.iter().map(|&c| (c as i16 - 128) as i8).collect();
                 let zero = (0..rows).map(|r| m.zero(r) as i32 - 128).collect();
-                QuantW::Int8(Int8Weights::new(rows, cols, q, scale, zero)?)
+                QuantW::Int8(Int8Weights::new(rows, cols, q, scale, zero)?.with_input_scale(m.act_scale)?)
             }
             4 | 2 => {
                 let zero = (0..rows).map(|r| m.zero(r) as i32).collect();
-                QuantW::Low(LowBitWeights::new(m.bits as u32, rows, cols, m.packed(), scale, zero)?)
+                let w = LowBitWeights::new(m.bits as u32, rows, cols, m.packed(), scale, zero)?;
+                QuantW::Low(w.with_input_scale(m.act_scale)?)
             }
-            1 => QuantW::Binary(BinaryWeights::from_bytes(rows, cols, &m.packed(), scale)?),
+            1 => QuantW::Binary(
+                BinaryWeights::from_bytes(rows, cols, &m.packed(), scale)?.with_input_scale(m.act_scale)?,
+            ),
             b => return Err(KernelError::Csr(format!("{b}-bit codes have no kernel"))),
         })
     }

@@ -18,6 +18,7 @@ fn random_quant(shape: &[usize], bits: u8, per_row: bool, zp: bool, rng: &mut Rn
         scales: (0..g).map(|_| rng.range(0.01, 0.1)).collect(),
         zero_points: zp.then(|| (0..g).map(|_| rng.below(1 << bits) as u8).collect()),
         codes: (0..n).map(|_| rng.below(1 << bits) as u8).collect(),
+        act_scale: None,
     }
 }
 
