@@ -48,7 +48,8 @@ for net in base:
         p = next(r for r in rows if r["net"] == net and r["bits"] == bits and not r["hessian"])
         h = next(r for r in rows if r["net"] == net and r["bits"] == bits and r["hessian"])
         pt, ht, pl, hl = p["top1"], h["top1"], p["loss"], h["loss"]
-        md.append(f"| {net} | {bits} | {100*pt:.2f}% | {100*ht:.2f}% | {100*(ht-pt):+.2f} | {pl:.4f} / {hl:.4f} | {100*p['train_top1']:.2f}% / {100*h['train_top1']:.2f}% | {p['train_loss']:.4f} / {h['train_loss']:.4f} |")
+        ptr, htr, ptl, htl = p["train_top1"], h["train_top1"], p["train_loss"], h["train_loss"]
+        md.append(f"| {net} | {bits} | {100*pt:.2f}% | {100*ht:.2f}% | {100*(ht-pt):+.2f} | {pl:.4f} / {hl:.4f} | {100*ptr:.2f}% / {100*htr:.2f}% | {ptl:.4f} / {htl:.4f} |")
 open(sys.argv[2], "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 ' "$out/hessian-kmeans.json" "$out/hessian-kmeans.md"
