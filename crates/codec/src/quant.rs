@@ -140,7 +140,7 @@ const PER_ROW: u8 = 1;
 /// Flag bit: zero points stored.
 const ZERO_POINTS: u8 = 2;
 /// Flag bit: a static activation scale follows the zero points.
-const ACT_SCALE: u8 = 4;
+const ACT_SCALE: u8 = 8;
 
 /// Appends the payload of a `quant` section; returns (side bytes: flags, scales and zero points;
 /// code bytes).

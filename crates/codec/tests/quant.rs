@@ -181,7 +181,7 @@ fn reader_rejects_padding_bits_and_bad_flags() {
     assert!(from_bytes_with(&b, &opts).unwrap_err().to_string().contains("padding"));
     let flags_at = code_at - 4 - 1;
     let mut b = bytes.clone();
-    b[flags_at] = 0x08;
+    b[flags_at] = 0x10;
     assert!(from_bytes_with(&b, &opts).unwrap_err().to_string().contains("flags"));
     let mut b = bytes;
     b[flags_at - 1] = 3;

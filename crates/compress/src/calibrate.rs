@@ -3,7 +3,7 @@
 //! **What**: runs the model in float on calibration samples, records the input of every Gemm
 //! whose weight is quantized, and picks one symmetric clipping range `c` per input; the runtime
 //! then quantizes that input as `q = clamp(round(x · 127 / c), -127, 127)` with the fixed scale
-//! `c / 127` stored beside the weight (`.dsk` tag 7, flag bit 2) instead of measuring `max|x|`
+//! `c / 127` stored beside the weight (`.dsk` tag 7, flag bit 3) instead of measuring `max|x|`
 //! on every call. Three ways to pick `c`:
 //! - `minmax`: the largest `|x|` seen (nothing saturates on the calibration set);
 //! - `percentile`: the `p`-th percentile of `|x|` (outliers saturate, the rest gets finer steps);
