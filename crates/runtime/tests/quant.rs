@@ -77,8 +77,8 @@ fn gemm_matches_decoded_dense_at_every_bit_width() {
                 let w = q.to_dense();
                 let w = w.as_f32().unwrap();
                 let abs = |o: usize| w[(o % rows) * cols..][..cols].iter().map(|v| v.abs()).sum::<f32>();
-                // Binary weights multiply float activations (BinaryConnect): f32 rounding only.
-                let xmax = if bits == 1 { 0.0 } else { x.iter().fold(0.0f32, |m, v| m.max(v.abs())) };
+                // Every width, binary included, multiplies int8-quantized activations.
+                let xmax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 assert_within_activation_error(&got, &want, abs, xmax);
             }
         }
