@@ -179,31 +179,31 @@ fn hashed_layers_train_and_keep_their_structure() {
 }
 
 /// Ternary and binary QAT keep every layer on its grid (3 and 2 distinct values), still learn
-/// the task, and the export stores the grid as codes.
+/// the task, and the export stores the grid packed (`quant`: 2-bit and 1-bit codes) decoding to
+/// exactly the trained weights.
 #[test]
 fn qat_keeps_weights_on_their_grid() {
     let (xt, yt) = quadrants(600, 7);
     let (xs, ys) = quadrants(200, 8);
     let train = Data { x: &xt, y: &yt };
     let test = Data { x: &xs, y: &ys };
-    for (method, values) in [("ternary", 3), ("binary", 2)] {
+    for (method, values, bits) in [("ternary", 3, 2), ("binary", 2, 1)] {
         let text = format!("[[pass]]\nkind = \"qat\"\nmethod = \"{method}\"\nepochs = 2\nlr = 1e-3\n");
         let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
         let (state, report) =
             run(&Recipe::parse(&text).unwrap(), zoo::build("lenet-300-100", 2).unwrap(), &mut ctx).unwrap();
         assert!(report.stages.last().unwrap().test_top1 > 0.9, "{method}: {:?}", report.stages);
         let g = state.model.to_graph();
-        let (_, sparse) = state.to_sparse();
+        let (graph, sparse) = state.to_sparse();
         for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
             let mut d: Vec<f32> = g.weights[name].as_f32().unwrap().to_vec();
             d.sort_by(f32::total_cmp);
             d.dedup();
             assert!(d.len() <= values, "{method} {name}: {} values", d.len());
-            let m = &sparse[name];
-            assert_eq!(m.to_dense().as_f32().unwrap(), g.weights[name].as_f32().unwrap());
-            assert!(
-                matches!(&m.values, SparseValues::Codebook { centroids, .. } if centroids.len() <= values)
-            );
+            let q = &state.quantized[name];
+            assert_eq!(q.bits, bits);
+            assert_eq!(q.to_dense().as_f32().unwrap(), g.weights[name].as_f32().unwrap());
+            assert!(!sparse.contains_key(name) && !graph.weights.contains_key(name));
         }
     }
 }
