@@ -38,6 +38,7 @@
 //! lsq = true             # uniform only
 //! threshold = 0.05       # ttq only
 //! rounding = "stochastic" # fixed only: stochastic | nearest
+//! int_bits = 2           # fixed only: IL (with sign); default per layer from max|w|
 //! epochs = 5
 //! lr = 1e-3
 //! ```
@@ -107,6 +108,9 @@ pub struct QatConfig {
     pub threshold: f32,
     /// Rounding of fixed-point updates.
     pub rounding: Rounding,
+    /// Integer bits IL of fixed point (with the sign bit; FL = bits − IL); default: per layer,
+    /// the fewest that hold max|w| at the start.
+    pub int_bits: Option<i32>,
     /// Also quantize convolution weights.
     pub conv: bool,
     /// Training epochs (Adam, cosine-decayed).
@@ -124,6 +128,7 @@ impl Default for QatConfig {
             lsq: false,
             threshold: 0.05,
             rounding: Rounding::Stochastic,
+            int_bits: None,
             conv: true,
             epochs: 5,
             lr: 1e-3,
@@ -151,6 +156,9 @@ impl QatConfig {
                 "granularity = \"channel\" is for binary and uniform, not {:?}",
                 self.method
             ));
+        }
+        if self.int_bits.is_some_and(|il| !(-8..=self.bits as i32).contains(&il)) {
+            return bad(format!("int_bits {:?} must be in -8..={}", self.int_bits, self.bits));
         }
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return bad(format!("threshold {} must be in (0, 1)", self.threshold));
@@ -208,6 +216,7 @@ pub struct Quantizer {
     lsq: bool,
     threshold: f32,
     rounding: Rounding,
+    int_bits: Option<i32>,
     lr: f32,
     /// The scales of the last [`Quantizer::apply`], per group: binary/ternary `α`, uniform step,
     /// TTQ `[wp, wn]`, fixed point `2^−FL`.
@@ -234,6 +243,7 @@ impl Quantizer {
             lsq: cfg.lsq,
             threshold: cfg.threshold,
             rounding: cfg.rounding,
+            int_bits: cfg.int_bits,
             lr: cfg.lr,
             scales: Vec::new(),
             delta: 0.0,
@@ -270,8 +280,10 @@ impl Quantizer {
         if self.method == Method::Ttq {
             self.ttq_apply(&masked, out);
         } else if self.method == Method::Fixed {
-            let frac = *self.frac.get_or_insert_with(|| {
-                rules::fixed_frac_bits(masked.iter().fold(0.0f32, |a, v| a.max(v.abs())), self.bits)
+            let (word, il) = (self.bits, self.int_bits);
+            let frac = *self.frac.get_or_insert_with(|| match il {
+                Some(il) => word as i32 - il,
+                None => rules::fixed_frac_bits(masked.iter().fold(0.0f32, |a, v| a.max(v.abs())), word),
             });
             for (o, &v) in out.iter_mut().zip(&masked) {
                 let u = (self.rounding == Rounding::Stochastic).then(|| self.rng.next_f32());
@@ -436,6 +448,22 @@ mod tests {
             q.apply(&a, |_| true, &mut b);
             assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6), "{method:?}");
         }
+    }
+
+    #[test]
+    fn rejects_bad_combinations_and_small_channels() {
+        let cfg = |method, lsq, granularity| QatConfig { method, lsq, granularity, ..QatConfig::default() };
+        let e = |c: QatConfig| c.validate().unwrap_err().to_string();
+        assert!(e(cfg(Method::Ternary, true, Granularity::Layer)).contains("lsq"));
+        assert!(e(cfg(Method::Ttq, false, Granularity::Channel)).contains("channel"));
+        assert!(e(QatConfig { method: Method::Fixed, bits: 4, ..QatConfig::default() }).contains("8 or 16"));
+        assert!(
+            e(QatConfig { method: Method::Ttq, threshold: 1.5, ..QatConfig::default() }).contains("(0, 1)")
+        );
+        let c = cfg(Method::Uniform, true, Granularity::Channel);
+        let err = c.quantizer("fc.weight", &[3, 1], 0).unwrap_err().to_string();
+        assert!(err.contains("'fc.weight'") && err.contains("too small"), "{err}");
+        assert!(c.quantizer("fc.weight", &[3, 2], 0).is_ok());
     }
 
     #[test]

@@ -40,8 +40,8 @@ fn container_bits(bits: u8) -> u8 {
 /// The packed form of the quantized weight `w` (as the last [`Quantizer::apply`] left it):
 /// binary as 1-bit codes with one scale per layer or channel, ternary as 2-bit codes
 /// {−1, 0, +1} times `α`, uniform as 2/4/8-bit symmetric codes with their steps, 8-bit fixed point
-/// as int8 codes with scale `2^−FL`. `None` where there is no packed form (16-bit fixed point,
-/// TTQ's two scales). Fails if the codes do not decode to exactly `w`.
+/// as int8 codes with scale `2^−FL`, TTQ as 2-bit codes with two scales (`+wp`, `−wn`). `None`
+/// for 16-bit fixed point (no 16-bit codes). Fails if the codes do not decode to exactly `w`.
 pub fn to_quant_matrix(
     name: &str,
     q: &Quantizer,
@@ -53,15 +53,24 @@ pub fn to_quant_matrix(
         Method::Ternary => 2,
         Method::Uniform => container_bits(q.bits),
         Method::Fixed if q.bits == 8 => 8,
-        Method::Fixed | Method::Ttq => return Ok(None),
+        Method::Ttq => 2,
+        Method::Fixed => return Ok(None),
     };
-    if q.scales.len() != q.groups || w.is_empty() {
+    let two = q.method == Method::Ttq;
+    if q.scales.len() != q.groups * if two { 2 } else { 1 } || w.is_empty() {
         return Ok(None);
     }
     let glen = w.len() / q.groups;
     let zero = if bits == 1 { 0.0 } else { (1u32 << (bits - 1)) as f32 };
     let mut codes = Vec::with_capacity(w.len());
-    for (g, &s) in w.chunks(glen).zip(&q.scales) {
+    let (scales, neg_scales) = if two {
+        // TTQ: +wp is code 3, 0 is code 2, −wn is code 1 (two scales per layer).
+        codes.extend(w.iter().map(|&v| 2 + (v > 0.0) as u8 - (v < 0.0) as u8));
+        (vec![q.scales[0]], Some(vec![q.scales[1]]))
+    } else {
+        (q.scales.clone(), None)
+    };
+    for (g, &s) in w.chunks(glen).zip(&q.scales).filter(|_| !two) {
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         codes.extend(g.iter().map(|&v| {
             if bits == 1 {
@@ -71,7 +80,7 @@ pub fn to_quant_matrix(
             }
         }));
     }
-    let m = QuantMatrix { shape: shape.to_vec(), bits, scales: q.scales.clone(), zero_points: None, codes };
+    let m = QuantMatrix { shape: shape.to_vec(), bits, scales, zero_points: None, codes, neg_scales };
     m.check(name).map_err(|e| CompressError::Config { pass: "qat", detail: e.to_string() })?;
     let dense = m.to_dense();
     let d = dense.as_f32().expect("f32");
@@ -110,6 +119,7 @@ mod tests {
             (Method::Uniform, 4, Granularity::Channel, 4),
             (Method::Uniform, 6, Granularity::Layer, 8),
             (Method::Fixed, 8, Granularity::Layer, 8),
+            (Method::Ttq, 2, Granularity::Layer, 2),
         ];
         for (method, bits, granularity, stored) in cases {
             let cfg = QatConfig { method, bits, granularity, ..QatConfig::default() };
@@ -122,6 +132,7 @@ mod tests {
             assert_eq!(m.packed_len(), 6 * (20 * stored as usize).div_ceil(8));
             let groups = if granularity == Granularity::Channel { 6 } else { 1 };
             assert_eq!(m.scales.len(), groups);
+            assert_eq!(m.neg_scales.is_some(), method == Method::Ttq);
         }
         let cfg = QatConfig { method: Method::Fixed, bits: 16, ..QatConfig::default() };
         let q = cfg.quantizer("w", &shape, 0).unwrap();
