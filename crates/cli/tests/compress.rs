@@ -173,6 +173,11 @@ fn bad_recipes_exit_2_and_write_nothing() {
         ("[[pass]]\nkind = \"svd\"\nrank = 0\n", "rank 0"),
         ("[[pass]]\nkind = \"tucker2\"\nenergy = 1.5\n", "(0, 1]"),
         ("[[pass]]\nkind = \"cp\"\nrank = 4\nratio = 3.0\n", "exactly one"),
+        ("[[pass]]\nkind = \"qat\"\nmethod = \"uniform\"\nbits = 9\n", "2..=8"),
+        ("[[pass]]\nkind = \"qat\"\nmethod = \"fixed\"\nbits = 12\n", "8 or 16"),
+        ("[[pass]]\nkind = \"qat\"\nmethod = \"sorcery\"\n", "sorcery"),
+        ("[[pass]]\nkind = \"qat\"\nmethod = \"ternary\"\nlsq = true\n", "lsq"),
+        ("[[pass]]\nkind = \"qat\"\nmethod = \"ttq\"\ngranularity = \"channel\"\n", "channel"),
     ] {
         let r = dir.path().join("r.toml");
         std::fs::write(&r, text).unwrap();
@@ -261,6 +266,43 @@ fn int8_recipe_stores_packed_codes_and_runs_integer_kernels() {
     let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let e = ok(&deepshrink(&["eval", d, "--data", data, "--json"]));
     assert_eq!(e["top1"], rep["dsk_accuracy"]["top1"]);
+}
+
+/// QAT results are stored packed: TTQ as 2-bit codes with two scales (about 2 bits per weight)
+/// run as two 2-bit products, LSQ int4 per channel on the int4 kernel; `eval` agrees with the
+/// accuracy the compress report measured on the file.
+#[test]
+fn qat_recipes_store_packed_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 200, 28);
+    let data = dir.path().to_str().unwrap();
+    let model = dir.path().join("m.onnx");
+    let m = model.to_str().unwrap();
+    ok(&deepshrink(&["train", "--model", "lenet-300-100", "--data", data, "--epochs", "1", "--out", m]));
+    for (text, kind, bits) in [
+        ("method = \"ttq\"", "ternary2", 2.0),
+        ("method = \"uniform\"\nbits = 4\ngranularity = \"channel\"\nlsq = true", "int4", 4.0),
+    ] {
+        let recipe = dir.path().join("q.toml");
+        std::fs::write(&recipe, format!("[[pass]]\nkind = \"qat\"\n{text}\nepochs = 1\n")).unwrap();
+        let dsk = dir.path().join("m.dsk");
+        let report = dir.path().join("r.json");
+        let (d, r, q) = (dsk.to_str().unwrap(), report.to_str().unwrap(), recipe.to_str().unwrap());
+        ok(&deepshrink(&["compress", m, "--recipe", q, "--data", data, "--out", d, "--report", r]));
+        let rep: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        for l in rep["layers"].as_array().unwrap() {
+            assert_eq!(l["encoding"], "quant", "{l}");
+            let bpw = l["bits_per_weight"].as_f64().unwrap();
+            assert!(bpw >= bits && bpw < bits + 0.7, "{l}");
+        }
+        let e = ok(&deepshrink(&["eval", d, "--data", data, "--json"]));
+        assert_eq!(e["top1"], rep["dsk_accuracy"]["top1"]);
+        let b = ok(&deepshrink(&["bench", d, "--batch", "1", "--runs", "3", "--json"]));
+        let kinds: Vec<&str> =
+            b["nodes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 3, "{kinds:?}");
+    }
 }
 
 /// NaN weights cannot be quantized: one error line naming the tensor, exit 2, no output file.

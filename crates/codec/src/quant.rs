@@ -13,6 +13,9 @@ use crate::CodecError;
 ///   points (symmetric) `zero = 2^(bits-1)`.
 /// - `bits` 1 (binary): `w = scale * (2 * code - 1)`, i.e. `±scale`; no zero points.
 ///
+/// - `bits` 2 with `neg_scales` (trained ternary, TTQ): code 3 is `+scale`, 2 is 0, 1 is
+///   `−neg_scale` (in general `w = (code − 2) · (code ≥ 2 ? scale : neg_scale)`); no zero points.
+///
 /// Scales (and zero points) are one per tensor or one per row (output channel).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantMatrix {
@@ -26,6 +29,8 @@ pub struct QuantMatrix {
     pub zero_points: Option<Vec<u8>>,
     /// One code per element, row-major, each `< 2^bits`.
     pub codes: Vec<u8>,
+    /// Scales of the negative codes, as many as `scales` (2-bit only): two-scale ternary.
+    pub neg_scales: Option<Vec<f32>>,
     /// Static int8 scale of the activations this matrix multiplies (`x ≈ act_scale · q`, `q` in
     /// `[-127, 127]`), calibrated on data; `None`: activations are quantized per call (dynamic).
     /// Finite and `> 0`.
@@ -61,9 +66,20 @@ impl QuantMatrix {
         }
     }
 
+    /// Scale of the negative codes of row `r` (the scale itself without `neg_scales`).
+    pub fn neg_scale(&self, r: usize) -> f32 {
+        match &self.neg_scales {
+            Some(n) => n[if n.len() == 1 { 0 } else { r }],
+            None => self.scale(r),
+        }
+    }
+
     /// The value a code of row `r` stands for.
     pub fn value(&self, r: usize, code: u8) -> f32 {
-        if self.bits == 1 {
+        if self.neg_scales.is_some() {
+            let s = if code >= 2 { self.scale(r) } else { self.neg_scale(r) };
+            s * (code as f32 - 2.0)
+        } else if self.bits == 1 {
             self.scale(r) * (2.0 * code as f32 - 1.0)
         } else {
             self.scale(r) * (code as f32 - self.zero(r) as f32)
@@ -90,6 +106,17 @@ impl QuantMatrix {
         let limit = 1u16 << self.bits;
         if let Some(j) = self.codes.iter().position(|&c| c as u16 >= limit) {
             return Err(bad(format!("code {} at {j} does not fit {} bits", self.codes[j], self.bits)));
+        }
+        if let Some(n) = &self.neg_scales {
+            if self.bits != 2 || self.zero_points.is_some() {
+                return Err(bad("two scales are for 2-bit codes without zero points".into()));
+            }
+            if n.len() != self.scales.len() {
+                return Err(bad(format!("{} negative scales for {} scales", n.len(), self.scales.len())));
+            }
+            if let Some(s) = n.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+                return Err(bad(format!("negative scale {s} is not finite and >= 0")));
+            }
         }
         if let Some(z) = &self.zero_points {
             if self.bits == 1 {
@@ -139,6 +166,8 @@ impl QuantMatrix {
 const PER_ROW: u8 = 1;
 /// Flag bit: zero points stored.
 const ZERO_POINTS: u8 = 2;
+/// Flag bit: a second scale per group for the negative codes (2-bit two-scale ternary).
+const TWO_SCALES: u8 = 4;
 /// Flag bit: a static activation scale follows the zero points.
 const ACT_SCALE: u8 = 8;
 
@@ -152,9 +181,13 @@ pub(crate) fn write(out: &mut Vec<u8>, name: &str, m: &QuantMatrix) -> Result<(u
     out.push(
         if per_row { PER_ROW } else { 0 }
             | if m.zero_points.is_some() { ZERO_POINTS } else { 0 }
+            | if m.neg_scales.is_some() { TWO_SCALES } else { 0 }
             | if m.act_scale.is_some() { ACT_SCALE } else { 0 },
     );
     m.scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    if let Some(n) = &m.neg_scales {
+        n.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+    }
     if let Some(z) = &m.zero_points {
         out.extend_from_slice(z);
     }
@@ -176,17 +209,24 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
         return Err(CodecError::range(name, "bits", format!("{bits}, expected 1, 2, 4 or 8")));
     }
     let flags = r.u8("flags")?;
-    if flags & !(PER_ROW | ZERO_POINTS | ACT_SCALE) != 0 || (bits == 1 && flags & ZERO_POINTS != 0) {
+    let two = flags & TWO_SCALES != 0;
+    if flags & !(PER_ROW | ZERO_POINTS | TWO_SCALES | ACT_SCALE) != 0
+        || (bits == 1 && flags & ZERO_POINTS != 0)
+        || (two && (bits != 2 || flags & ZERO_POINTS != 0))
+    {
         return Err(CodecError::range(name, "flags", format!("{flags:#04x} for {bits}-bit codes")));
     }
     let rows = shape.first().copied().unwrap_or(1);
     let cols: usize = shape.iter().skip(1).product();
     let g = if flags & PER_ROW != 0 { rows } else { 1 };
-    let scales: Vec<f32> = r
-        .take(g.saturating_mul(4), "scales")?
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let mut floats = |what: &'static str| -> Result<Vec<f32>, CodecError> {
+        Ok(r.take(g.saturating_mul(4), what)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    let scales = floats("scales")?;
+    let neg_scales = if two { Some(floats("negative scales")?) } else { None };
     let zero_points = if flags & ZERO_POINTS != 0 { Some(r.take(g, "zero points")?.to_vec()) } else { None };
     let act_scale = if flags & ACT_SCALE != 0 {
         let b = r.take(4, "activation scale")?;
@@ -207,7 +247,7 @@ pub(crate) fn read(r: &mut ByteReader, shape: Vec<usize>) -> Result<(QuantMatrix
             return Err(CodecError::range(name, "padding bits", format!("row {i} has non-zero padding")));
         }
     }
-    let m = QuantMatrix { shape, bits, scales, zero_points, codes, act_scale };
+    let m = QuantMatrix { shape, bits, scales, zero_points, codes, neg_scales, act_scale };
     m.check(name).map_err(|e| CodecError::range(name, "quantized tensor", e.to_string()))?;
     Ok((m, side, packed.len()))
 }

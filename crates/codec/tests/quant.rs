@@ -22,6 +22,7 @@ fn random_quant(rng: &mut Rng, shape: &[usize], bits: u8, per_row: bool, zero_po
         scales: (0..g).map(|_| rng.unit() as f32 * 0.1).collect(),
         zero_points: zero_points.then(|| (0..g).map(|_| rng.below(1 << bits) as u8).collect()),
         codes: (0..n).map(|_| rng.below(1 << bits) as u8).collect(),
+        neg_scales: None,
         act_scale: None,
     }
 }
@@ -34,7 +35,7 @@ fn model_of(name: &str, m: QuantMatrix) -> DskModel {
     }
 }
 
-/// docs/FORMAT.md: `section = 8 + header + 2 + 4g + [g] + [4] + rows * ceil(cols * bits / 8)`.
+/// docs/FORMAT.md: `section = 8 + header + 2 + 4g + [4g] + [g] + [4] + rows * ceil(cols * bits / 8)`.
 fn formula(name: &str, m: &QuantMatrix) -> usize {
     let header = vlen(name.len() as u64)
         + name.len()
@@ -48,6 +49,7 @@ fn formula(name: &str, m: &QuantMatrix) -> usize {
         + 2
         + 4 * g
         + m.zero_points.as_ref().map_or(0, |_| g)
+        + m.neg_scales.as_ref().map_or(0, |_| 4 * g)
         + m.act_scale.map_or(0, |_| 4)
         + rows * (cols * m.bits as usize).div_ceil(8)
 }
@@ -99,6 +101,7 @@ fn decoded_values_follow_the_formula() {
         scales: vec![0.5, 2.0],
         zero_points: Some(vec![8, 3]),
         codes: vec![8, 9, 0, 3, 4, 15],
+        neg_scales: None,
         act_scale: None,
     };
     let t = m.to_dense();
@@ -109,6 +112,7 @@ fn decoded_values_follow_the_formula() {
         scales: vec![0.25],
         zero_points: None,
         codes: vec![1, 0, 1],
+        neg_scales: None,
         act_scale: None,
     };
     assert_eq!(b.to_dense().as_f32().unwrap(), &[0.25, -0.25, 0.25]);
@@ -118,6 +122,7 @@ fn decoded_values_follow_the_formula() {
         scales: vec![1.0],
         zero_points: None,
         codes: vec![0, 255],
+        neg_scales: None,
         act_scale: None,
     };
     assert_eq!(sym.to_dense().as_f32().unwrap(), &[-128.0, 127.0]);
@@ -170,6 +175,7 @@ fn reader_rejects_padding_bits_and_bad_flags() {
         scales: vec![1.0],
         zero_points: None,
         codes: vec![1, 2, 3],
+        neg_scales: None,
         act_scale: None,
     };
     let (bytes, _) = to_bytes(&model_of("w", m), &PackOptions::default()).unwrap();
@@ -186,4 +192,34 @@ fn reader_rejects_padding_bits_and_bad_flags() {
     let mut b = bytes;
     b[flags_at - 1] = 3;
     assert!(from_bytes_with(&b, &opts).unwrap_err().to_string().contains("bits"));
+}
+
+/// Two-scale ternary (TTQ, flag bit 2): code 3 is `+scale`, 2 is 0, 1 is `−neg_scale`; the
+/// section is 4g bytes longer than one-scale 2-bit codes (docs/FORMAT.md) and round-trips.
+#[test]
+fn two_scale_ternary_round_trips_at_the_formula_size() {
+    let mut rng = Rng(5);
+    for (shape, per_row) in [(vec![300usize, 784], false), (vec![10, 3], true), (vec![6, 1, 5, 5], true)] {
+        let mut m = random_quant(&mut rng, &shape, 2, per_row, false);
+        m.codes.iter_mut().for_each(|c| *c = 1 + *c % 3);
+        m.neg_scales = Some(m.scales.iter().map(|s| s * 0.5 + 0.01).collect());
+        let model = model_of("w", m.clone());
+        let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
+        assert_eq!(report.tensors[0].total_bytes, formula("w", &m), "{shape:?}");
+        let (back, _) = from_bytes_with(&bytes, &ReadOptions::default()).unwrap();
+        assert_eq!(back, model);
+    }
+    let m = QuantMatrix {
+        shape: vec![1, 4],
+        bits: 2,
+        scales: vec![0.5],
+        zero_points: None,
+        codes: vec![3, 2, 1, 3],
+        neg_scales: Some(vec![0.25]),
+    };
+    assert_eq!(m.to_dense().as_f32().unwrap(), &[0.5, 0.0, -0.25, 0.5]);
+    // Two scales only for 2-bit codes without zero points.
+    assert!(QuantMatrix { bits: 4, ..m.clone() }.check("w").is_err());
+    assert!(QuantMatrix { zero_points: Some(vec![2]), ..m.clone() }.check("w").is_err());
+    assert!(QuantMatrix { neg_scales: Some(vec![f32::NAN]), ..m }.check("w").is_err());
 }

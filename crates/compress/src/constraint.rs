@@ -89,12 +89,13 @@ impl ConstraintHook {
                     *v = cb.sign(i) * cb.centroids[cb.assign[i] as usize];
                 }
             }
-            if let Some(q) = &c.quant {
+            if let Some(q) = &mut c.quant {
                 let mut shadow = w.to_vec();
                 q.clip_shadow(&mut shadow);
                 let mask = c.mask.as_deref();
                 q.apply(&shadow, |i| mask.is_none_or(|m| m[i]), w);
-                c.shadow = Some(shadow);
+                // Fixed point keeps no float copy: the rounded weights are the weights.
+                c.shadow = q.holds_shadow().then_some(shadow);
             }
             if let Some(m) = &c.mask {
                 w.iter_mut().zip(m).filter(|(_, &k)| !k).for_each(|(v, _)| *v = 0.0);
@@ -105,12 +106,16 @@ impl ConstraintHook {
 
 impl TrainHook for ConstraintHook {
     fn before_step(&mut self, params: &mut Params<'_>) {
-        for (name, c) in &self.constraints {
+        for (name, c) in self.constraints.iter_mut() {
             // The gradient was taken at the quantized weights; the update goes to the floats.
             if let (Some(shadow), Some(w)) = (&c.shadow, params.value_mut(name)) {
                 w.copy_from_slice(shadow);
             }
             let Some(g) = params.grad_mut(name) else { continue };
+            // Learned scales (LSQ, TTQ) take their gradients and shape the weights' gradient.
+            if let (Some(q), Some(shadow)) = (&mut c.quant, &c.shadow) {
+                q.backward(shadow, g);
+            }
             if let Some(m) = &c.mask {
                 g.iter_mut().zip(m).filter(|(_, &k)| !k).for_each(|(v, _)| *v = 0.0);
             }

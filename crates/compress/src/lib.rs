@@ -10,7 +10,8 @@
 //! Deep Compression (Han, Mao and Dally, ICLR 2016) is `prune` → `share` → `huffman`:
 //! see `recipes/deep-compression.toml`. Post-training quantization is `quantize`
 //! (`recipes/int8.toml`, `recipes/int4.toml`); quantization-aware training is `qat`
-//! (`recipes/twn.toml`, `recipes/binaryconnect.toml`); HashedNets is `hash`. Low-rank
+//! (`recipes/twn.toml`, `recipes/binaryconnect.toml`, `recipes/ttq.toml`, `recipes/int4-lsq.toml`,
+//! `recipes/fixed8-sr.toml`); HashedNets is `hash`. Low-rank
 //! factorization (`svd`, `tucker2`, `cp`, in [`factorize`]) rewrites the graph instead: see
 //! `recipes/low-rank.toml`. docs/METHODS.md lists every method.
 #![deny(missing_docs)]

@@ -380,7 +380,8 @@ fn qat(
                 detail: format!("{name} is already shared; quantize a layer before sharing it"),
             });
         }
-        c.quant = Some(cfg.quantizer());
+        let shape = state.model.weight_shape(name).unwrap_or(&[]);
+        c.quant = Some(cfg.quantizer(name, shape, ctx.seed)?);
         state.bits.insert(name.clone(), cfg.stored_bits());
     }
     finetune(state, ctx, "qat", cfg.epochs, cfg.lr)?;
@@ -505,6 +506,7 @@ pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, R
             PassConfig::Qat(c) => qat(&mut state, ctx, c, &mut stages)?,
         }
     }
+    crate::qat::pack_state(&mut state)?;
     let layers = state
         .layers
         .iter()

@@ -179,31 +179,88 @@ fn hashed_layers_train_and_keep_their_structure() {
 }
 
 /// Ternary and binary QAT keep every layer on its grid (3 and 2 distinct values), still learn
-/// the task, and the export stores the grid as codes.
+/// the task, and the export stores the grid packed (`quant`: 2-bit and 1-bit codes) decoding to
+/// exactly the trained weights.
 #[test]
 fn qat_keeps_weights_on_their_grid() {
     let (xt, yt) = quadrants(600, 7);
     let (xs, ys) = quadrants(200, 8);
     let train = Data { x: &xt, y: &yt };
     let test = Data { x: &xs, y: &ys };
-    for (method, values) in [("ternary", 3), ("binary", 2)] {
+    for (method, values, bits) in [("ternary", 3, 2), ("binary", 2, 1)] {
         let text = format!("[[pass]]\nkind = \"qat\"\nmethod = \"{method}\"\nepochs = 2\nlr = 1e-3\n");
         let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
         let (state, report) =
             run(&Recipe::parse(&text).unwrap(), zoo::build("lenet-300-100", 2).unwrap(), &mut ctx).unwrap();
         assert!(report.stages.last().unwrap().test_top1 > 0.9, "{method}: {:?}", report.stages);
         let g = state.model.to_graph();
-        let (_, sparse) = state.to_sparse();
+        let (graph, sparse) = state.to_sparse();
         for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
             let mut d: Vec<f32> = g.weights[name].as_f32().unwrap().to_vec();
             d.sort_by(f32::total_cmp);
             d.dedup();
             assert!(d.len() <= values, "{method} {name}: {} values", d.len());
-            let m = &sparse[name];
-            assert_eq!(m.to_dense().as_f32().unwrap(), g.weights[name].as_f32().unwrap());
-            assert!(
-                matches!(&m.values, SparseValues::Codebook { centroids, .. } if centroids.len() <= values)
-            );
+            let q = &state.quantized[name];
+            assert_eq!(q.bits, bits);
+            assert_eq!(q.to_dense().as_f32().unwrap(), g.weights[name].as_f32().unwrap());
+            assert!(!sparse.contains_key(name) && !graph.weights.contains_key(name));
+        }
+    }
+}
+
+/// TTQ, LSQ int4 per channel and fixed point on the small task: each layer ends on its grid
+/// (TTQ: `{+wp, 0, −wn}` with `wp ≠ wn` learned; LSQ: 15 levels per channel; fixed point:
+/// multiples of `2^−FL`), the packed form decodes to the trained weights, and 16-bit fixed point
+/// stays dense f32.
+#[test]
+fn learned_and_fixed_point_quantizers_end_on_their_grids() {
+    let (xt, yt) = quadrants(600, 7);
+    let (xs, ys) = quadrants(200, 8);
+    let train = Data { x: &xt, y: &yt };
+    let test = Data { x: &xs, y: &ys };
+    let cases = [
+        ("method = \"ttq\"", Some(2u8)),
+        ("method = \"uniform\"\nbits = 4\ngranularity = \"channel\"\nlsq = true", Some(4)),
+        ("method = \"fixed\"\nbits = 8", Some(8)),
+        ("method = \"fixed\"\nbits = 8\nrounding = \"nearest\"", Some(8)),
+        ("method = \"fixed\"\nbits = 16", None),
+    ];
+    for (body, bits) in cases {
+        let text = format!("[[pass]]\nkind = \"qat\"\n{body}\nepochs = 2\nlr = 1e-3\n");
+        let mut ctx = Context { train, test, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+        let (state, report) =
+            run(&Recipe::parse(&text).unwrap(), zoo::build("lenet-300-100", 2).unwrap(), &mut ctx).unwrap();
+        assert!(report.stages.last().unwrap().test_top1 > 0.9, "{body}: {:?}", report.stages);
+        let g = state.model.to_graph();
+        let (graph, _) = state.to_sparse();
+        for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
+            let w = g.weights[name].as_f32().unwrap();
+            let Some(bits) = bits else {
+                // 16-bit fixed point: dense f32 in the file, on a power-of-two grid.
+                assert_eq!(graph.weights[name].as_f32().unwrap(), w);
+                let on_grid = |fl: i32| {
+                    w.iter().all(|v| {
+                        let k = *v as f64 * 2f64.powi(fl);
+                        k.fract() == 0.0 && k.abs() <= 32768.0
+                    })
+                };
+                assert!((0..24).any(on_grid), "{name} is not 16-bit fixed point");
+                continue;
+            };
+            let q = &state.quantized[name];
+            assert_eq!(q.bits, bits, "{body}");
+            assert_eq!(q.to_dense().as_f32().unwrap(), w, "{body} {name}");
+            if body.contains("ttq") {
+                let (wp, wn) = (q.scales[0], q.neg_scales.as_ref().unwrap()[0]);
+                assert!(wp > 0.0 && wn > 0.0 && wp != wn, "{wp} {wn}");
+            }
+            if body.contains("fixed") {
+                assert!(q.scales[0].log2().fract() == 0.0, "power-of-two scale {}", q.scales[0]);
+            }
+            if body.contains("lsq") {
+                assert_eq!(q.scales.len(), q.rows());
+                assert!(q.codes.iter().all(|&c| (1..=15).contains(&c)));
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) enum QuantW {
     Int8(Int8Weights),
     Low(LowBitWeights),
     Binary(BinaryWeights),
+    /// Two-scale ternary (TTQ): the `+wp` codes and the `−wn` codes as two 2-bit matrices.
+    TwoScale(LowBitWeights, LowBitWeights),
 }
 
 impl QuantW {
@@ -30,6 +32,16 @@ impl QuantW {
     pub fn new(m: &QuantMatrix) -> Result<QuantW, KernelError> {
         let (rows, cols) = (m.rows(), m.cols());
         let scale: Vec<f32> = (0..rows).map(|r| m.scale(r)).collect();
+        if m.neg_scales.is_some() {
+            // y = wp · Σ_{code 3} x − wn · Σ_{code 1} x: each half a symmetric 2-bit matrix.
+            let half = |keep: u8, scale: Vec<f32>| {
+                let codes = m.codes.iter().map(|&c| if c == keep { c } else { 2 }).collect();
+                let h = QuantMatrix { codes, neg_scales: None, ..m.clone() };
+                LowBitWeights::new(2, rows, cols, h.packed(), scale, vec![2; rows])?.with_input_scale(m.act_scale)
+            };
+            let neg = (0..rows).map(|r| m.neg_scale(r)).collect();
+            return Ok(QuantW::TwoScale(half(3, scale)?, half(1, neg)?));
+        }
         Ok(match m.bits {
             8 => {
                 // code - zero = (code - 128) - (zero - 128): signed codes for the kernel.
@@ -54,6 +66,7 @@ impl QuantW {
             QuantW::Int8(w) => w.rows(),
             QuantW::Low(w) => w.rows(),
             QuantW::Binary(w) => w.rows(),
+            QuantW::TwoScale(w, _) => w.rows(),
         }
     }
 
@@ -62,16 +75,18 @@ impl QuantW {
             QuantW::Int8(w) => w.cols(),
             QuantW::Low(w) => w.cols(),
             QuantW::Binary(w) => w.cols(),
+            QuantW::TwoScale(w, _) => w.cols(),
         }
     }
 
-    /// `"int8"`, `"int4"`, `"int2"` or `"binary"`.
+    /// `"int8"`, `"int4"`, `"int2"`, `"binary"` or `"ternary2"` (two scales).
     pub fn kind(&self) -> &'static str {
         match self {
             QuantW::Int8(_) => "int8",
             QuantW::Low(w) if w.bits() == 4 => "int4",
             QuantW::Low(_) => "int2",
             QuantW::Binary(_) => "binary",
+            QuantW::TwoScale(..) => "ternary2",
         }
     }
 
@@ -81,6 +96,13 @@ impl QuantW {
             QuantW::Int8(w) => w.matmul(x, batch, y),
             QuantW::Low(w) => w.matmul(x, batch, y),
             QuantW::Binary(w) => w.matmul(x, batch, y, false),
+            QuantW::TwoScale(p, n) => {
+                p.matmul(x, batch, y)?;
+                let mut yn = vec![0.0f32; y.len()];
+                n.matmul(x, batch, &mut yn)?;
+                y.iter_mut().zip(&yn).for_each(|(a, b)| *a += b);
+                Ok(())
+            }
         }
     }
 }

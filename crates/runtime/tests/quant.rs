@@ -18,6 +18,7 @@ fn random_quant(shape: &[usize], bits: u8, per_row: bool, zp: bool, rng: &mut Rn
         scales: (0..g).map(|_| rng.range(0.01, 0.1)).collect(),
         zero_points: zp.then(|| (0..g).map(|_| rng.below(1 << bits) as u8).collect()),
         codes: (0..n).map(|_| rng.below(1 << bits) as u8).collect(),
+        neg_scales: None,
         act_scale: None,
     }
 }
@@ -83,6 +84,30 @@ fn gemm_matches_decoded_dense_at_every_bit_width() {
             }
         }
     }
+}
+
+/// Two-scale ternary weights (TTQ) run as two 2-bit products: the decoded model within the
+/// int8 activation error.
+#[test]
+fn two_scale_ternary_gemm_matches_decoded_dense() {
+    let mut rng = Rng::new(9);
+    let (rows, cols) = (23, 150);
+    let mut q = random_quant(&[rows, cols], 2, false, false, &mut rng);
+    q.codes.iter_mut().for_each(|c| *c = 1 + *c % 3);
+    q.neg_scales = Some(vec![q.scales[0] * 0.6]);
+    let model = DskModel::new(fc_graph(rows, cols, &mut rng), BTreeMap::new())
+        .with_quantized(BTreeMap::from([("w".to_string(), q.clone())]));
+    let dense = Runtime::dense(model.to_dense_graph()).unwrap();
+    let rt = Runtime::from_model(model).unwrap();
+    assert_eq!(rt.node_kinds()[0].2, "ternary2");
+    let x = inputs(3 * cols, &mut rng);
+    let (_, got) = rt.run(&x, 3).unwrap();
+    let (_, want) = dense.run(&x, 3).unwrap();
+    let w = q.to_dense();
+    let w = w.as_f32().unwrap();
+    let abs = |o: usize| w[(o % rows) * cols..][..cols].iter().map(|v| v.abs()).sum::<f32>();
+    let xmax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert_within_activation_error(&got, &want, abs, xmax);
 }
 
 /// Quantized Conv weights are decoded at load time and run dense (the per-pixel integer GEMV
