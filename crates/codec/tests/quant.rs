@@ -216,6 +216,7 @@ fn two_scale_ternary_round_trips_at_the_formula_size() {
         zero_points: None,
         codes: vec![3, 2, 1, 3],
         neg_scales: Some(vec![0.25]),
+        act_scale: None,
     };
     assert_eq!(m.to_dense().as_f32().unwrap(), &[0.5, 0.0, -0.25, 0.5]);
     // Two scales only for 2-bit codes without zero points.
