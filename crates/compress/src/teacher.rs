@@ -2,25 +2,25 @@
 //! retraining, centroid fine-tuning, QAT, hashing, factorization fine-tuning) trains against a
 //! teacher's soft targets instead of the labels alone, while the pass's constraints still hold.
 //!
-//! **What it does.** A recipe's top-level `[teacher]` table names the teacher: `model = "self"`
-//! (the default) is the input model before compression, anything else a path to an `.onnx` model
+//! **What**: a recipe's top-level `[teacher]` table names the teacher: `model = "self"` (the
+//! default) is the input model before compression, anything else a path to an `.onnx` model
 //! that the caller loads. The teacher runs once, in inference mode, over the training set before
-//! the first pass; its logits are kept per sample and every fine-tuning batch looks them up.
-//! The loss is Hinton et al.'s `α·T²·KL(p_t^T ‖ p_s^T) + (1−α)·CE` ([`crate::distill`]'s `kd`).
-//!
-//! **When to use it.** When a pass's fine-tuning has accuracy to recover (aggressive pruning, few
-//! bits, a short fine-tuning budget): the uncompressed model's soft targets carry more
-//! information per sample than the labels.
-//!
-//! **What it costs.** One teacher pass over the training set and `4·classes` bytes per sample.
-//!
-//! **Example**:
+//! the first pass; its logits are kept per sample and every fine-tuning batch looks them up. The
+//! loss is `α·T²·KL(p_t^T ‖ p_s^T) + (1−α)·CE`, [`crate::distill`]'s `kd`; the
+//! [`crate::ConstraintHook`] of the passes still projects the weights after every step.
+//! **When**: a pass's fine-tuning has accuracy to recover (aggressive pruning, few bits, a short
+//! fine-tuning budget): the uncompressed model's soft targets carry more per sample than labels.
+//! **Cost**: one teacher pass over the training set and `4·classes` bytes per sample; the
+//! comparison (`compare = true`) runs the whole recipe twice.
+//! **Paper**: Hinton, Vinyals and Dean 2015, "Distilling the Knowledge in a Neural Network"; the
+//! use as the recovery step of compression follows Mishra and Marr 2018 (Apprentice).
+//! **Recipe**:
 //! ```toml
 //! [teacher]
-//! model = "self"
+//! model = "self"     # or a path to an .onnx model
 //! temperature = 4.0
 //! alpha = 0.9
-//! compare = true   # the CLI also runs the recipe without the teacher and reports both
+//! compare = true     # the CLI also runs the recipe without the teacher and reports both
 //! ```
 
 use deepshrink_engine::distill_loss::kd;
