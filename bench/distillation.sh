@@ -4,33 +4,36 @@
 # (kd), with FitNets hints (hint) and with attention transfer (at), over 3 seeds, same epochs.
 # Writes one JSON report per student and method to bench/results/distillation/.
 #
-#   bash bench/distillation.sh            # everything
+#   bash bench/distillation.sh            # everything, full training set, 8 epochs
 #   STUDENTS=cnn-tiny METHODS=kd bash bench/distillation.sh
+#   EPOCHS=6 LIMIT=10000 OUT=bench/results/distillation bash bench/distillation.sh   # the first matrix
 #
+# The teacher's outputs on the training set are computed once per run and shared by every seed.
 # The baseline (the student alone, same seeds and budget) is computed with the kd run; the hint
 # and at runs skip it (it would be the same numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=bench/results/distillation
-EPOCHS=${EPOCHS:-6}
-LIMIT=${LIMIT:-10000}
+OUT=${OUT:-bench/results/distillation/full}
+EPOCHS=${EPOCHS:-8}
+LIMIT=${LIMIT:-}   # empty: all 60,000 training images
 SEEDS=${SEEDS:-3}
 STUDENTS=${STUDENTS:-"cnn-tiny cnn-small"}
 METHODS=${METHODS:-"kd hint at"}
-TEACHER=${TEACHER:-$OUT/vgg-small.onnx}  # committed; if missing, retrained (3 epochs)
+TEACHER=${TEACHER:-bench/results/distillation/vgg-small.onnx}  # committed; if missing, retrained (3 epochs)
 mkdir -p "$OUT" "$(dirname "$TEACHER")"
 cargo build --release -q -p deepshrink
 BIN=${CARGO_TARGET_DIR:-target}/release/deepshrink
 if [ ! -f "$TEACHER" ]; then
   "$BIN" train --model vgg-small --data data/mnist --epochs 3 --seed 0 --no-epoch-eval \
-    --out "$TEACHER" --json > "$OUT/teacher.json"
+    --out "$TEACHER" --json > "$(dirname "$TEACHER")/teacher.json"
 fi
 for s in $STUDENTS; do
   for m in $METHODS; do
     extra=()
     [ "$m" = kd ] || extra=(--no-baseline)
+    [ -z "$LIMIT" ] || extra+=(--limit "$LIMIT")
     "$BIN" distill --teacher "$TEACHER" --student "$s" --data data/mnist --method "$m" \
-      --epochs "$EPOCHS" --limit "$LIMIT" --seeds "$SEEDS" "${extra[@]}" \
+      --epochs "$EPOCHS" --seeds "$SEEDS" "${extra[@]}" \
       --report "$OUT/$s-$m.json" | tee "$OUT/$s-$m.txt"
   done
 done

@@ -1,11 +1,13 @@
 """Markdown table of the distillation results in bench/results/distillation/*.json.
 
-python3 bench/distillation_table.py  (after bash bench/distillation.sh)
+python3 bench/distillation_table.py [DIR]  (after bash bench/distillation.sh; DIR defaults to
+bench/results/distillation/full, the first 10k-image matrix is bench/results/distillation)
 """
 import json
 import pathlib
+import sys
 
-OUT = pathlib.Path(__file__).parent / "results" / "distillation"
+OUT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).parent / "results" / "distillation" / "full"
 rows = []
 for student in ["cnn-tiny", "cnn-small"]:
     alone = None
@@ -26,7 +28,7 @@ for student in ["cnn-tiny", "cnn-small"]:
         rows.append((student, r["student"]["params"], r["teacher"]["params"] / r["student"]["params"],
                      m, d, [x["distilled"]["top1"] for x in r["runs"]], delta))
 
-print("| student | params | teacher/student | training | test top-1 mean ± std (3 seeds) | per seed | vs alone |")
+print("| student | params | teacher/student | training | test top-1 mean ± std | per seed | vs alone |")
 print("|---|---:|---:|---|---:|---|---:|")
 for s, p, ratio, m, d, per, delta in rows:
     if d is None:

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use deepshrink_codec::{DskModel, PackOptions, SizeReport, SparseMatrix, SparseValues};
+use deepshrink_compress::teacher::TeacherConfig;
 use deepshrink_compress::{Context, Recipe, Report};
 use deepshrink_engine::Data;
 use deepshrink_eval::Accuracy;
@@ -39,6 +40,18 @@ pub struct Args {
     /// Seed of retraining.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also run the recipe without its `[teacher]` (same seed) and report both fine-tunings
+    /// side by side (as `compare = true` in the recipe's `[teacher]` table).
+    #[arg(long)]
+    pub compare_teacher: bool,
+}
+
+/// The recipe's teacher and, when compared, the same recipe fine-tuned without it.
+#[derive(Serialize)]
+struct TeacherOut {
+    config: TeacherConfig,
+    /// Stages of the same recipe and seed without the teacher (when compared).
+    without_teacher: Option<Vec<deepshrink_compress::StageReport>>,
 }
 
 /// Stream statistics of one tensor, for the Huffman columns.
@@ -80,6 +93,8 @@ struct Out {
     file_ratio: f64,
     dsk_accuracy: Accuracy,
     stages: Vec<deepshrink_compress::StageReport>,
+    /// Distillation as recovery: the recipe's teacher, and the comparison without it.
+    teacher: Option<TeacherOut>,
     layers: Vec<LayerOut>,
     /// Every layer a factorization pass considered (empty without svd/tucker2/cp passes).
     factorized: Vec<deepshrink_compress::FactorRow>,
@@ -117,6 +132,22 @@ fn stream(s: &Option<deepshrink_codec::StreamStats>) -> Option<StreamRow> {
     })
 }
 
+/// The recipe's teacher when it names a file (`"self"` is the input model, resolved by the
+/// pipeline); a zoo network given as the model is untrained, so it cannot teach itself.
+fn teacher_graph(recipe: &Recipe, model: &str) -> anyhow::Result<Option<deepshrink_graph::Graph>> {
+    let Some(t) = &recipe.teacher else { return Ok(None) };
+    if t.is_self() {
+        anyhow::ensure!(
+            !deepshrink_engine::zoo::NAMES.contains(&model),
+            "the recipe's teacher is \"self\" but the model '{model}' is an untrained zoo network; \
+             name a trained teacher (.onnx) in [teacher] model"
+        );
+        return Ok(None);
+    }
+    let g = deepshrink_io::load_model(Path::new(&t.model)).with_context(|| format!("teacher {}", t.model))?;
+    Ok(Some(g))
+}
+
 /// Runs `compress`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.recipe).with_context(|| args.recipe.display().to_string())?;
@@ -146,16 +177,44 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         bar.set_message(format!("{stage} (epoch {})", p.epoch));
         bar.set_position(p.step as u64);
     };
+    let teacher_graph = teacher_graph(&recipe, &spec)?;
+    anyhow::ensure!(
+        recipe.teacher.is_some() || !args.compare_teacher,
+        "--compare-teacher needs a [teacher] table in the recipe"
+    );
+    let compare = recipe.teacher.as_ref().is_some_and(|t| t.compare) || args.compare_teacher;
+    let (train_data, test_data) =
+        (Data { x: &train.images, y: &train.labels }, Data { x: &test.images, y: &test.labels });
+    // The same recipe and seed without the teacher, for the comparison.
+    let without = if compare {
+        let plain = Recipe { teacher: None, ..recipe.clone() };
+        let mut tagged =
+            |stage: &str, p: &deepshrink_engine::Progress| on_progress(&format!("{stage}, no teacher"), p);
+        let mut ctx = Context {
+            train: train_data,
+            test: test_data,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            progress: &mut tagged,
+        };
+        let (_, r) = deepshrink_compress::run(&plain, graph.clone(), &mut ctx)
+            .with_context(|| format!("{model_name} (without the teacher)"))?;
+        Some(r.stages)
+    } else {
+        None
+    };
     let mut ctx = Context {
-        train: Data { x: &train.images, y: &train.labels },
-        test: Data { x: &test.images, y: &test.labels },
+        train: train_data,
+        test: test_data,
         batch_size: args.batch_size,
         seed: args.seed,
         progress: &mut on_progress,
     };
     let (state, report) =
-        deepshrink_compress::run(&recipe, graph, &mut ctx).with_context(|| model_name.clone())?;
+        deepshrink_compress::run_with_teacher(&recipe, graph, teacher_graph.as_ref(), &mut ctx)
+            .with_context(|| model_name.clone())?;
     bar.finish_and_clear();
+    let teacher = recipe.teacher.clone().map(|config| TeacherOut { config, without_teacher: without });
 
     let start = Instant::now();
     let (graph, sparse) = state.to_sparse();
@@ -185,6 +244,7 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         args,
         &recipe,
         report,
+        teacher,
         baseline_file_bytes,
         &bytes,
         dsk_accuracy,
@@ -203,6 +263,7 @@ fn build_report(
     args: &Args,
     recipe: &Recipe,
     report: Report,
+    teacher: Option<TeacherOut>,
     baseline_file_bytes: u64,
     bytes: &[u8],
     dsk_accuracy: Accuracy,
@@ -253,6 +314,7 @@ fn build_report(
         file_ratio: baseline_file_bytes as f64 / bytes.len().max(1) as f64,
         dsk_accuracy,
         stages: report.stages,
+        teacher,
         layers,
         factorized: report.factorized,
         warnings: report.warnings,
@@ -273,6 +335,9 @@ fn markdown(o: &Out, out_path: &Path) -> String {
         ));
     }
     s.push_str(&format!("| .dsk (runtime, compressed form) | {:.2}% | | |\n\n", o.dsk_accuracy.top1 * 100.0));
+    if let Some(t) = &o.teacher {
+        s.push_str(&teacher_table(t, &o.stages));
+    }
     s.push_str("| layer | weights | kept | bits | dense | pruned | + quantized | + Huffman | ratio | bits/weight | encoding | index bits/sym (entropy) | code bits/sym (entropy) |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
     let st = |x: &Option<StreamRow>| {
@@ -319,6 +384,28 @@ fn markdown(o: &Out, out_path: &Path) -> String {
         s.push_str(&format!("warning: {w}\n"));
     }
     s
+}
+
+/// Fine-tuning with the recipe's teacher against the same recipe and seed without it.
+fn teacher_table(t: &TeacherOut, stages: &[deepshrink_compress::StageReport]) -> String {
+    let c = &t.config;
+    let mut s = format!(
+        "Fine-tuning with the teacher '{}' (soft targets, T = {}, alpha = {})",
+        c.model, c.temperature, c.alpha
+    );
+    let Some(without) = &t.without_teacher else { return s + "\n\n" };
+    s.push_str(", against the same recipe and seed without it:\n\n");
+    s.push_str("| stage | with teacher | without teacher | difference (points) |\n|---|---:|---:|---:|\n");
+    for (a, b) in stages.iter().zip(without) {
+        s.push_str(&format!(
+            "| {} | {:.2}% | {:.2}% | {:+.2} |\n",
+            a.stage,
+            a.test_top1 * 100.0,
+            b.test_top1 * 100.0,
+            (a.test_top1 - b.test_top1) * 100.0
+        ));
+    }
+    s + "\n"
 }
 
 /// The low-rank table: one row per layer a factorization pass considered.

@@ -42,6 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report: Some(args.out_dir.join("report.json")),
         batch_size: 128,
         seed: args.seed,
+        compare_teacher: false,
     };
     compress::run_recipe(&c, RECIPE)
 }

@@ -295,15 +295,47 @@ pub fn strip_regressor(mut g: Graph) -> Graph {
     g
 }
 
-/// What the teacher said about every training sample.
-struct Cache {
+/// What the teacher said about every training sample: its logits and, for `hint` and `at`, the
+/// hint activation or the attention maps. Built once per teacher, method and training set, and
+/// reusable for every seed (there is no augmentation, so the teacher's outputs never change).
+pub struct TeacherOutputs {
+    method: Method,
     classes: usize,
     logits: Vec<f32>,
     /// Per tap: values per sample and the values (a hint activation or an attention map).
     taps: Vec<(usize, Vec<f32>)>,
 }
 
-impl Cache {
+impl TeacherOutputs {
+    /// Runs `teacher` over the training samples `x` as `plan` requires for `cfg.method` (logits;
+    /// plus the hint layer for `hint`, the attention maps for `at`).
+    pub fn new(
+        teacher: &Graph,
+        x: &[f32],
+        cfg: &DistillConfig,
+        plan: &Plan,
+    ) -> Result<TeacherOutputs, CompressError> {
+        let (names, maps): (Vec<String>, Vec<bool>) = match cfg.method {
+            Method::Kd => (Vec::new(), Vec::new()),
+            Method::Hint => plan.hint.iter().map(|(_, t)| (t.clone(), false)).unzip(),
+            Method::At => plan.at_pairs.iter().map(|(_, t)| (t.clone(), true)).unzip(),
+        };
+        let model = Model::new(teacher.clone())?;
+        let per: usize = model.sample_shape().iter().product();
+        let cache = TeacherOutputs::build(&model, x, x.len() / per.max(1), &names, &maps)?;
+        Ok(TeacherOutputs { method: cfg.method, ..cache })
+    }
+
+    /// Number of samples covered.
+    pub fn len(&self) -> usize {
+        self.logits.len() / self.classes.max(1)
+    }
+
+    /// Whether no sample is covered.
+    pub fn is_empty(&self) -> bool {
+        self.logits.is_empty()
+    }
+
     /// Runs the teacher over `x` in batches; `maps[i]` turns tap `i` into an attention map.
     fn build(
         teacher: &Model,
@@ -311,10 +343,15 @@ impl Cache {
         n: usize,
         names: &[String],
         maps: &[bool],
-    ) -> Result<Cache, CompressError> {
+    ) -> Result<TeacherOutputs, CompressError> {
         let per: usize = teacher.sample_shape().iter().product();
         let bs = 256;
-        let mut c = Cache { classes: 0, logits: Vec::new(), taps: vec![(0, Vec::new()); names.len()] };
+        let mut c = TeacherOutputs {
+            method: Method::Kd,
+            classes: 0,
+            logits: Vec::new(),
+            taps: vec![(0, Vec::new()); names.len()],
+        };
         for start in (0..n).step_by(bs) {
             let end = (start + bs).min(n);
             let (logits, taps) = teacher.forward_taps(&x[start * per..end * per], end - start, names)?;
@@ -345,7 +382,7 @@ enum Stage {
 }
 
 struct DistillObjective<'a> {
-    cache: &'a Cache,
+    cache: &'a TeacherOutputs,
     cfg: &'a DistillConfig,
     stage: Stage,
     taps: Vec<String>,
@@ -398,8 +435,38 @@ pub fn distill(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Graph, Vec<EpochStats>), CompressError> {
     let plan = plan(cfg, teacher_graph, &student)?;
-    let teacher = &Model::new(teacher_graph.clone())?;
+    let cache = TeacherOutputs::new(teacher_graph, data.x, cfg, &plan)?;
+    distill_with(&cache, teacher_graph, student, data, cfg, train, hook, progress)
+}
+
+/// [`distill`] with the teacher's outputs computed beforehand ([`TeacherOutputs::new`] for the
+/// same teacher, training samples and settings), e.g. once for several seeds.
+#[allow(clippy::too_many_arguments)]
+pub fn distill_with(
+    cache: &TeacherOutputs,
+    teacher_graph: &Graph,
+    student: Graph,
+    data: Data,
+    cfg: &DistillConfig,
+    train: &TrainConfig,
+    hook: &mut dyn TrainHook,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Graph, Vec<EpochStats>), CompressError> {
+    let plan = plan(cfg, teacher_graph, &student)?;
     let n = data.y.len();
+    let want_taps = match cfg.method {
+        Method::Kd => 0,
+        Method::Hint => 1,
+        Method::At => plan.at_pairs.len(),
+    };
+    if cache.len() != n || cache.method != cfg.method || cache.taps.len() != want_taps {
+        return Err(config_err(format!(
+            "the teacher outputs cover {} samples for method {:?}; this run has {n} samples and method {:?}",
+            cache.len(),
+            cache.method,
+            cfg.method
+        )));
+    }
     let mut stats = Vec::new();
     let mut student = student;
     if let Some((s, t)) = &plan.hint {
@@ -409,7 +476,6 @@ pub fn distill(
                 train.epochs, cfg.hint_epochs
             )));
         }
-        let cache = Cache::build(teacher, data.x, n, std::slice::from_ref(t), &[false])?;
         let (sa, ta) = (activations(&student)?, activations(teacher_graph)?);
         let (ss, ts) = (sample_shape(&sa, s, "student")?, sample_shape(&ta, t, "teacher")?);
         let mut g = student.clone();
@@ -417,25 +483,20 @@ pub fn distill(
         let mut model = Model::new(g)?;
         let stage_cfg = TrainConfig { epochs: cfg.hint_epochs, ..train.clone() };
         let mut trainer = Trainer::new(&model, &stage_cfg)?;
-        let mut obj = DistillObjective { cache: &cache, cfg, stage: Stage::Hint, taps: vec![tap] };
+        let mut obj = DistillObjective { cache, cfg, stage: Stage::Hint, taps: vec![tap] };
         for _ in 0..cfg.hint_epochs {
             stats.push(trainer.epoch_with(&mut model, data, &mut obj, hook, progress)?);
         }
         student = strip_regressor(model.to_graph());
     }
-    let (stage, student_taps, teacher_taps) = match cfg.method {
-        Method::Kd | Method::Hint => (Stage::Soft, Vec::new(), Vec::new()),
-        Method::At => {
-            let (s, t): (Vec<String>, Vec<String>) = plan.at_pairs.iter().cloned().unzip();
-            (Stage::Attention, s, t)
-        }
+    let (stage, student_taps) = match cfg.method {
+        Method::Kd | Method::Hint => (Stage::Soft, Vec::new()),
+        Method::At => (Stage::Attention, plan.at_pairs.iter().map(|(s, _)| s.clone()).collect()),
     };
-    let maps = vec![true; teacher_taps.len()];
-    let cache = Cache::build(teacher, data.x, n, &teacher_taps, &maps)?;
     let mut model = Model::new(student)?;
     let stage_cfg = TrainConfig { epochs: train.epochs - stats.len(), ..train.clone() };
     let mut trainer = Trainer::new(&model, &stage_cfg)?;
-    let mut obj = DistillObjective { cache: &cache, cfg, stage, taps: student_taps };
+    let mut obj = DistillObjective { cache, cfg, stage, taps: student_taps };
     for _ in 0..stage_cfg.epochs {
         stats.push(trainer.epoch_with(&mut model, data, &mut obj, hook, progress)?);
     }

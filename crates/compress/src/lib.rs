@@ -31,11 +31,12 @@ pub mod quantize;
 mod recipe;
 pub mod share;
 mod target;
+pub mod teacher;
 
 pub use constraint::{Constraint, ConstraintHook};
 pub use error::CompressError;
 pub use factorize::config::{CpConfig, SvdConfig, TuckerConfig};
 pub use factorize::{FactorRow, Latency};
-pub use pipeline::{run, Context, LayerRow, Report, StageReport, State};
+pub use pipeline::{run, run_with_teacher, Context, LayerRow, Report, StageReport, State};
 pub use recipe::{HuffmanConfig, PassConfig, Recipe};
 pub use target::{compressible_weights, LayerKind};

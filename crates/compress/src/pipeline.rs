@@ -17,6 +17,7 @@ use crate::prune::{
 use crate::qat::QatConfig;
 use crate::quantize::{quantize_tensor, QuantizeConfig};
 use crate::share::{cluster, ShareConfig};
+use crate::teacher::{self, SoftTargets};
 use crate::{
     compressible_weights, CompressError, ConstraintHook, HuffmanConfig, LayerKind, PassConfig, Recipe,
 };
@@ -37,6 +38,8 @@ pub struct State {
     pub hashed: BTreeMap<String, (usize, u64)>,
     /// Weights quantized by the quantize pass (stored as integer codes, not sparse).
     pub quantized: BTreeMap<String, QuantMatrix>,
+    /// The recipe's teacher: when set, every fine-tuning step trains against its soft targets.
+    teacher: Option<SoftTargets>,
 }
 
 /// Data and settings shared by all passes.
@@ -114,6 +117,7 @@ impl State {
             layers,
             hashed: BTreeMap::new(),
             quantized: BTreeMap::new(),
+            teacher: None,
         })
     }
 
@@ -269,7 +273,11 @@ pub(crate) fn finetune(
     let mut trainer = Trainer::new(&state.model, &cfg)?;
     for _ in 0..epochs {
         let progress = &mut *ctx.progress;
-        trainer.epoch(&mut state.model, ctx.train, &mut state.hook, &mut |p| progress(stage, p))?;
+        let on_step = &mut |p: &Progress| progress(stage, p);
+        match &mut state.teacher {
+            Some(t) => trainer.epoch_with(&mut state.model, ctx.train, t, &mut state.hook, on_step)?,
+            None => trainer.epoch(&mut state.model, ctx.train, &mut state.hook, on_step)?,
+        };
     }
     Ok(())
 }
@@ -461,8 +469,22 @@ fn quantize(
 }
 
 /// Runs `recipe` on `graph`: returns the final state (model and constraints) and the report.
+/// A recipe teacher must be `"self"` here; see [`run_with_teacher`].
 pub fn run(recipe: &Recipe, graph: Graph, ctx: &mut Context) -> Result<(State, Report), CompressError> {
+    run_with_teacher(recipe, graph, None, ctx)
+}
+
+/// [`run`], with the graph of the recipe's teacher when it names a file (`teacher`, loaded by
+/// the caller); ignored without a `[teacher]` table.
+pub fn run_with_teacher(
+    recipe: &Recipe,
+    graph: Graph,
+    teacher: Option<&Graph>,
+    ctx: &mut Context,
+) -> Result<(State, Report), CompressError> {
+    let soft = teacher::soft_targets(recipe.teacher.as_ref(), &graph, teacher, ctx.train)?;
     let mut state = State::new(graph)?;
+    state.teacher = soft;
     let mut warnings = Vec::new();
     for p in &recipe.passes {
         let names: Vec<&String> = match p {

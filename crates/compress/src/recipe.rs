@@ -8,6 +8,7 @@ use crate::prune::PruneConfig;
 use crate::qat::QatConfig;
 use crate::quantize::QuantizeConfig;
 use crate::share::ShareConfig;
+use crate::teacher::TeacherConfig;
 use crate::CompressError;
 
 /// Entropy coding of the stored streams (Deep Compression's third stage).
@@ -77,6 +78,9 @@ pub struct Recipe {
     /// Passes, in order.
     #[serde(rename = "pass")]
     pub passes: Vec<PassConfig>,
+    /// A teacher for every fine-tuning step (distillation as recovery; see [`crate::teacher`]).
+    #[serde(default)]
+    pub teacher: Option<TeacherConfig>,
 }
 
 impl Recipe {
@@ -85,6 +89,9 @@ impl Recipe {
         let r: Recipe = toml::from_str(text).map_err(|e| CompressError::Recipe(e.message().to_string()))?;
         if r.passes.is_empty() {
             return Err(CompressError::Recipe("no [[pass]] entries".into()));
+        }
+        if let Some(t) = &r.teacher {
+            t.validate()?;
         }
         for p in &r.passes {
             match p {
