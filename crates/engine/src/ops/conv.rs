@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{Buf, Saved};
+use super::{depthwise, Buf, Saved};
 use crate::linalg::{matmul_seq, Mat};
 use deepshrink_graph::ConvAttrs;
 
@@ -141,8 +141,17 @@ fn micro_batch(g: &Geo) -> usize {
     (1024 / g.p().max(1)).clamp(1, 64)
 }
 
-/// Forward. Convolution saves nothing: the backward pass rebuilds the columns.
+/// Forward. Convolution saves nothing: the backward pass rebuilds the columns. Depthwise
+/// convolutions run on the direct kernel (`depthwise.rs`).
 pub(super) fn forward(ins: &[&Buf], a: &ConvAttrs, _train: bool) -> (Buf, Saved) {
+    if depthwise::is_depthwise(&ins[0].shape, &ins[1].shape, a) {
+        return (depthwise::forward(ins, a), Saved::None);
+    }
+    forward_gemm(ins, a)
+}
+
+/// Forward by im2col + GEMM (one GEMM per group).
+pub(super) fn forward_gemm(ins: &[&Buf], a: &ConvAttrs) -> (Buf, Saved) {
     let (x, w) = (ins[0], ins[1]);
     let g = Geo::new(&x.shape, &w.shape, a);
     let (p, (mg, ckk), mb) = (g.p(), g.group_dims(), micro_batch(&g));
@@ -174,6 +183,14 @@ pub(super) fn forward(ins: &[&Buf], a: &ConvAttrs, _train: bool) -> (Buf, Saved)
 
 /// Backward: gradients of input, weight and bias, each only if needed.
 pub(super) fn backward(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -> Vec<Option<Vec<f32>>> {
+    if depthwise::is_depthwise(&ins[0].shape, &ins[1].shape, a) {
+        return depthwise::backward(ins, a, dy, need);
+    }
+    backward_gemm(ins, a, dy, need)
+}
+
+/// Backward by im2col + GEMM.
+pub(super) fn backward_gemm(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -> Vec<Option<Vec<f32>>> {
     let (x, w) = (ins[0], ins[1]);
     let g = Geo::new(&x.shape, &w.shape, a);
     let (p, (mg, ckk), mb) = (g.p(), g.group_dims(), micro_batch(&g));
