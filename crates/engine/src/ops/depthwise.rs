@@ -235,7 +235,7 @@ mod tests {
             assert!(is_depthwise(&x.shape, &w.shape, &a));
             let ins = [&x, &w, &b];
             let fast = forward(&ins, &a);
-            let (slow, _) = super::super::conv::forward_gemm(&ins, &a);
+            let (slow, _) = super::super::conv::forward_im2col(&ins, &a);
             assert_eq!(fast.shape, slow.shape, "{kernel:?} {a:?}");
             close(&fast.data, &slow.data, "forward");
             let dy: Vec<f32> = (0..fast.data.len()).map(|_| rng.range(-1.0, 1.0)).collect();
