@@ -496,6 +496,7 @@ pub fn run_with_teacher(
             PassConfig::Svd(c) => c.layers.keys().chain(&c.skip).collect(),
             PassConfig::Tucker2(c) => c.layers.keys().chain(&c.skip).collect(),
             PassConfig::Cp(c) => c.layers.keys().chain(&c.skip).collect(),
+            PassConfig::Separable(c) => c.layers.keys().chain(&c.skip).collect(),
             PassConfig::Huffman(_) => Vec::new(),
         };
         for n in names {
@@ -522,6 +523,9 @@ pub fn run_with_teacher(
             }
             PassConfig::Cp(c) => {
                 factorize::run(&mut state, ctx, Method::Cp(c), &mut stages, &mut factorized)?
+            }
+            PassConfig::Separable(c) => {
+                factorize::run(&mut state, ctx, Method::Separable(c), &mut stages, &mut factorized)?
             }
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
             PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::factorize::config::{CpConfig, SvdConfig, TuckerConfig};
+use crate::factorize::config::{CpConfig, SeparableConfig, SvdConfig, TuckerConfig};
 use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
 use crate::qat::QatConfig;
@@ -49,6 +49,8 @@ pub enum PassConfig {
     Tucker2(TuckerConfig),
     /// CP decomposition of convolutions by ALS (1x1 → k×1 → 1×k → 1x1), then fine-tuning.
     Cp(CpConfig),
+    /// Spatially separable filters (k×1 → 1×k, Jaderberg et al. scheme 2), then fine-tuning.
+    Separable(SeparableConfig),
 }
 
 impl PassConfig {
@@ -64,6 +66,7 @@ impl PassConfig {
             PassConfig::Svd(_) => "svd",
             PassConfig::Tucker2(_) => "tucker2",
             PassConfig::Cp(_) => "cp",
+            PassConfig::Separable(_) => "separable",
         }
     }
 }
@@ -103,6 +106,7 @@ impl Recipe {
                 PassConfig::Svd(c) => c.validate()?,
                 PassConfig::Tucker2(c) => c.validate()?,
                 PassConfig::Cp(c) => c.validate()?,
+                PassConfig::Separable(c) => c.validate()?,
                 PassConfig::Huffman(c) => {
                     for b in [c.index_bits_fc, c.index_bits_conv] {
                         if !(1..=16).contains(&b) {

@@ -123,6 +123,27 @@ fn conv_strided_padded_dilated_grouped_with_maxpool() {
     check(b.fc("fc", feat, 10).done(), 3);
 }
 
+/// The CP form of a convolution (1x1 → 3×1 depthwise → 1×3 depthwise → 1x1) and a strided,
+/// dilated 3×3 depthwise conv: the direct depthwise kernel's gradients.
+#[test]
+fn depthwise_k1_1k_kk_chain() {
+    let mut b = B::new(&[2, 7, 6]);
+    b.conv("pw1", 2, 4, 1, ConvAttrs::default());
+    for (name, kh, kw, a) in [
+        ("dv", 3, 1, ConvAttrs { pads: [1, 0, 1, 0], group: 4, ..Default::default() }),
+        ("dh", 1, 3, ConvAttrs { pads: [0, 1, 0, 1], group: 4, ..Default::default() }),
+        ("dk", 3, 3, ConvAttrs { strides: [2, 1], pads: [1, 2, 1, 0], dilations: [1, 2], group: 4 }),
+    ] {
+        let w = b.w(&format!("{name}.w"), &[4, 1, kh, kw]);
+        let bias = b.w(&format!("{name}.b"), &[4]);
+        b.op(name, Op::Conv(a), &[w, bias]);
+        b.op(&format!("{name}.t"), Op::Tanh, &[]);
+    }
+    b.conv("pw2", 4, 3, 1, ConvAttrs::default()).op("f", Op::Flatten { axis: 1 }, &[]);
+    let feat = b.g.infer_shapes(1).unwrap()["f"][1];
+    check(b.fc("fc", feat, 10).done(), 3);
+}
+
 #[test]
 fn batchnorm_avgpool_leakyrelu_clip() {
     let pool = PoolAttrs {

@@ -15,7 +15,9 @@
 //! [`Runtime::dense`] is the same executor with no compressed weights: the dense baseline that
 //! `deepshrink bench` compares against. Its batch-1 Gemm nodes (`trans_b`, no `trans_a`) run on
 //! the `gemm` crate's GEMV reading the weight in place (the fastest dense f32 measured, so the
-//! baseline is not a strawman); every other dense node goes through the engine.
+//! baseline is not a strawman); every other dense node goes through the engine, so dense
+//! convolutions run on its kernels: im2col + GEMM, one GEMM per image for 1x1 convs, and a direct
+//! kernel (axpy along image rows) for depthwise convs such as the CP form's k×1 and 1×k steps.
 //!
 //! Design choices:
 //! - Everything that can be checked at load time is: value names, which operand a compressed

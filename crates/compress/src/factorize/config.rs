@@ -300,3 +300,77 @@ impl CpConfig {
         }
     }
 }
+
+/// Spatially separable filters, Jaderberg et al.'s scheme 2 (see `factorize::separable`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeparableConfig {
+    /// One rank for every layer.
+    pub rank: Option<usize>,
+    /// Keep this fraction of the squared singular values of the `(C·kh) × (N·kw)` matrix.
+    pub energy: Option<f64>,
+    /// MACs of each layer shrink by this factor (default 2 when no rule is given).
+    pub ratio: Option<f64>,
+    /// Ranks by empirical VBMF on the `(C·kh) × (N·kw)` matrix.
+    pub vbmf: bool,
+    /// Per-layer ranks by weight name.
+    pub layers: BTreeMap<String, usize>,
+    /// Weights left alone.
+    pub skip: Vec<String>,
+    /// Keep a factored layer only if it is measured faster (batch 1 and 32).
+    pub check_speed: bool,
+    /// Required speed-up.
+    pub min_speedup: f64,
+    /// Fine-tuning epochs.
+    pub finetune_epochs: usize,
+    /// Fine-tuning learning rate.
+    pub lr: f32,
+}
+
+impl Default for SeparableConfig {
+    fn default() -> Self {
+        SeparableConfig {
+            rank: None,
+            energy: None,
+            ratio: None,
+            vbmf: false,
+            layers: BTreeMap::new(),
+            skip: Vec::new(),
+            check_speed: true,
+            min_speedup: 1.0,
+            finetune_epochs: 2,
+            lr: 1e-4,
+        }
+    }
+}
+
+impl SeparableConfig {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), CompressError> {
+        if self.rank.is_some() || self.energy.is_some() || self.ratio.is_some() || self.vbmf {
+            validate_rule("separable", self.rank, self.energy, self.ratio, self.vbmf as usize)?;
+        }
+        check_layer_ranks("separable", &self.layers)?;
+        check_common("separable", self.min_speedup, self.lr)
+    }
+
+    /// The shared settings.
+    pub fn common(&self) -> Common<'_> {
+        let rule = match (self.rank, self.energy, self.ratio, self.vbmf) {
+            (Some(r), _, _, _) => Rule::Rank(r),
+            (_, Some(e), _, _) => Rule::Energy(e),
+            (_, _, Some(x), _) => Rule::Ratio(x, Scope::PerLayer),
+            (_, _, _, true) => Rule::Vbmf,
+            _ => Rule::Ratio(2.0, Scope::PerLayer),
+        };
+        Common {
+            rule,
+            layers: &self.layers,
+            skip: &self.skip,
+            check_speed: self.check_speed,
+            min_speedup: self.min_speedup,
+            finetune_epochs: self.finetune_epochs,
+            lr: self.lr,
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! - `svd`: a fully-connected layer becomes two (Denton et al. 2014);
 //! - `tucker2`: a conv becomes 1x1 → k×k core → 1x1 (Kim et al. 2016);
-//! - `cp`: a conv becomes 1x1 → k×1 depthwise → 1×k depthwise → 1x1 (Lebedev et al. 2015).
+//! - `cp`: a conv becomes 1x1 → k×1 depthwise → 1×k depthwise → 1x1 (Lebedev et al. 2015);
+//! - `separable`: a k×k conv becomes k×1 then 1×k (Jaderberg et al. 2014, scheme 2).
 //!
 //! Every rewritten graph uses plain ONNX ops, so export, the engine and the runtime run it as is.
 //! Ranks come from a rule (`rank`, `energy`, `ratio` per layer or for the net, or VBMF); a layer is
@@ -16,6 +17,7 @@ pub mod config;
 pub mod cp;
 pub mod linalg;
 pub mod rank;
+pub mod separable;
 pub mod svd;
 pub mod tucker;
 
@@ -28,7 +30,7 @@ use serde::Serialize;
 
 use crate::pipeline::{finetune, measure};
 use crate::{compressible_weights, CompressError, Context, StageReport, State};
-use config::{Common, CpConfig, Rule, SvdConfig, TuckerConfig};
+use config::{Common, CpConfig, Rule, SeparableConfig, SvdConfig, TuckerConfig};
 use linalg::Svd;
 use rank::{energy_rank, evbmf_rank, largest_within, net_ranks, Scope};
 
@@ -68,7 +70,7 @@ pub struct Latency {
 /// What a factorization pass did to one layer.
 #[derive(Debug, Clone, Serialize)]
 pub struct FactorRow {
-    /// The pass (`svd`, `tucker2`, `cp`).
+    /// The pass (`svd`, `tucker2`, `cp`, `separable`).
     pub pass: String,
     /// The weight.
     pub layer: String,
@@ -101,6 +103,8 @@ pub enum Method<'a> {
     Tucker2(&'a TuckerConfig),
     /// CP by ALS.
     Cp(&'a CpConfig),
+    /// Spatially separable filters.
+    Separable(&'a SeparableConfig),
 }
 
 impl Method<'_> {
@@ -109,6 +113,7 @@ impl Method<'_> {
             Method::Svd(_) => "svd",
             Method::Tucker2(_) => "tucker2",
             Method::Cp(_) => "cp",
+            Method::Separable(_) => "separable",
         }
     }
 
@@ -117,6 +122,7 @@ impl Method<'_> {
             Method::Svd(c) => c.common(),
             Method::Tucker2(c) => c.common(),
             Method::Cp(c) => c.common(),
+            Method::Separable(c) => c.common(),
         }
     }
 
@@ -202,6 +208,7 @@ pub(crate) fn run(
             Method::Svd(_) => plan_svd(node, c, &common, &net),
             Method::Tucker2(cfg) => plan_tucker(node, &c.weight, w, &shapes, &common, cfg.hooi_iters),
             Method::Cp(cfg) => plan_cp(node, &c.weight, w, &shapes, &common, cfg, ctx.seed),
+            Method::Separable(_) => plan_separable(node, &c.weight, w, &shapes, &common),
         };
         let rw = match rewrite {
             Ok(rw) => rw,
@@ -424,6 +431,37 @@ fn plan_cp(
         ));
     }
     Ok(cp::rewrite(node, name, attrs, shape, &d))
+}
+
+fn plan_separable(
+    node: &Node,
+    name: &str,
+    w: &Tensor,
+    shapes: &Shapes,
+    common: &Common,
+) -> Result<Rewrite, String> {
+    let (data, shape, attrs) = conv_kernel(node, w)?;
+    let [s, c, kh, kw] = shape;
+    if kh == 1 || kw == 1 {
+        return Err(format!("{kh}x{kw} kernel: already separable in space"));
+    }
+    let (_, hw_out, [_, w_in], [oh, _]) = spatial(node, shapes);
+    let d = separable::decompose(&data, shape).ok_or("the SVD did not converge")?;
+    let full = d.s.len();
+    let k = match (common.layers.get(name), common.rule) {
+        (Some(&r), _) | (None, Rule::Rank(r)) => r,
+        (None, Rule::Energy(e)) => energy_rank(&d.s, e),
+        (None, Rule::Vbmf) => evbmf_rank(&d.s, c * kh, s * kw, d.s.iter().map(|v| v * v).sum()).max(1),
+        (None, Rule::Ratio(x, _)) => {
+            let budget = (hw_out * s * c * kh * kw) as f64 / x;
+            largest_within(full, budget, |k| separable::macs(shape, k, oh * w_in, hw_out))
+                .ok_or_else(|| format!("no rank shrinks the MACs {x}x"))?
+        }
+    };
+    if k > full {
+        return Err(format!("rank {k} is above the full rank {full}"));
+    }
+    Ok(separable::rewrite(node, name, attrs, shape, &d, k))
 }
 
 /// A graph holding only `nodes` (reading the first node's first input), for costs and timing.

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{Buf, Saved};
+use super::{depthwise, Buf, Saved};
 use crate::linalg::{matmul_seq, Mat};
 use deepshrink_graph::ConvAttrs;
 
@@ -141,8 +141,45 @@ fn micro_batch(g: &Geo) -> usize {
     (1024 / g.p().max(1)).clamp(1, 64)
 }
 
-/// Forward. Convolution saves nothing: the backward pass rebuilds the columns.
+/// Forward. Convolution saves nothing: the backward pass rebuilds the columns. Depthwise
+/// convolutions run on the direct kernel (`depthwise.rs`).
 pub(super) fn forward(ins: &[&Buf], a: &ConvAttrs, _train: bool) -> (Buf, Saved) {
+    if depthwise::is_depthwise(&ins[0].shape, &ins[1].shape, a) {
+        return (depthwise::forward(ins, a), Saved::None);
+    }
+    forward_gemm(ins, a)
+}
+
+/// Forward by GEMM: a pointwise convolution on images of at least 256 pixels straight from the
+/// input (no column matrix), the others by im2col + GEMM (one GEMM per group).
+pub(super) fn forward_gemm(ins: &[&Buf], a: &ConvAttrs) -> (Buf, Saved) {
+    let g = Geo::new(&ins[0].shape, &ins[1].shape, a);
+    if g.kk() == 1 && a.group == 1 && a.strides == [1, 1] && a.pads == [0; 4] && g.p() >= 256 {
+        return (pointwise_forward(ins, &g), Saved::None);
+    }
+    forward_im2col(ins, a)
+}
+
+/// A 1x1 convolution with unit stride and no padding: per image, `Y[M, P] = W[M, C] X[C, P]`
+/// written in place (the image is its own column matrix, and the output needs no reordering).
+fn pointwise_forward(ins: &[&Buf], g: &Geo) -> Buf {
+    let (x, w) = (ins[0], ins[1]);
+    let p = g.p();
+    let bias = ins.get(2).map(|b| &b.data[..]);
+    let mut out = vec![0.0f32; g.n * g.m * p];
+    out.par_chunks_mut(g.m * p).zip(x.data.par_chunks(g.chw())).for_each(|(on, xn)| {
+        matmul_seq(on, Mat::rm(&w.data, g.m, g.c), Mat::rm(xn, g.c, p), false, 1.0);
+        if let Some(b) = bias {
+            for (row, bm) in on.chunks_mut(p).zip(b) {
+                row.iter_mut().for_each(|v| *v += bm);
+            }
+        }
+    });
+    Buf::new(vec![g.n, g.m, g.oh, g.ow], out)
+}
+
+/// Forward by im2col + GEMM (one GEMM per group).
+pub(super) fn forward_im2col(ins: &[&Buf], a: &ConvAttrs) -> (Buf, Saved) {
     let (x, w) = (ins[0], ins[1]);
     let g = Geo::new(&x.shape, &w.shape, a);
     let (p, (mg, ckk), mb) = (g.p(), g.group_dims(), micro_batch(&g));
@@ -174,6 +211,14 @@ pub(super) fn forward(ins: &[&Buf], a: &ConvAttrs, _train: bool) -> (Buf, Saved)
 
 /// Backward: gradients of input, weight and bias, each only if needed.
 pub(super) fn backward(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -> Vec<Option<Vec<f32>>> {
+    if depthwise::is_depthwise(&ins[0].shape, &ins[1].shape, a) {
+        return depthwise::backward(ins, a, dy, need);
+    }
+    backward_gemm(ins, a, dy, need)
+}
+
+/// Backward by im2col + GEMM.
+pub(super) fn backward_gemm(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -> Vec<Option<Vec<f32>>> {
     let (x, w) = (ins[0], ins[1]);
     let g = Geo::new(&x.shape, &w.shape, a);
     let (p, (mg, ckk), mb) = (g.p(), g.group_dims(), micro_batch(&g));
@@ -255,4 +300,28 @@ pub(super) fn backward(ins: &[&Buf], a: &ConvAttrs, dy: &[f32], need: &[bool]) -
         out[0] = Some(dx);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The pointwise path against im2col + GEMM on a 1x1 conv over 16x17 images.
+    #[test]
+    fn pointwise_matches_im2col() {
+        let mut rng = Rng::new(11);
+        let mut rand = |shape: Vec<usize>| {
+            let n = shape.iter().product();
+            Buf::new(shape, (0..n).map(|_| rng.range(-1.0, 1.0)).collect())
+        };
+        let (x, w, b) = (rand(vec![3, 5, 16, 17]), rand(vec![7, 5, 1, 1]), rand(vec![7]));
+        let a = ConvAttrs::default();
+        let (fast, _) = forward_gemm(&[&x, &w, &b], &a);
+        let (slow, _) = forward_im2col(&[&x, &w, &b], &a);
+        assert_eq!(fast.shape, slow.shape);
+        for (u, v) in fast.data.iter().zip(&slow.data) {
+            assert!((u - v).abs() <= 1e-5 * (1.0 + v.abs()), "{u} vs {v}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod conv;
 mod dense;
+mod depthwise;
 mod elementwise;
 mod layout;
 mod norm;
