@@ -183,7 +183,15 @@ pub fn quantize_tensor(
         zeros.push(zero as u8);
     }
     let zero_points = (scheme == Scheme::Asymmetric).then_some(zeros);
-    Ok(QuantMatrix { shape: shape.to_vec(), bits, scales, zero_points, codes, neg_scales: None, act_scale: None })
+    Ok(QuantMatrix {
+        shape: shape.to_vec(),
+        bits,
+        scales,
+        zero_points,
+        codes,
+        neg_scales: None,
+        act_scale: None,
+    })
 }
 
 #[cfg(test)]

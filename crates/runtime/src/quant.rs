@@ -37,7 +37,8 @@ impl QuantW {
             let half = |keep: u8, scale: Vec<f32>| {
                 let codes = m.codes.iter().map(|&c| if c == keep { c } else { 2 }).collect();
                 let h = QuantMatrix { codes, neg_scales: None, ..m.clone() };
-                LowBitWeights::new(2, rows, cols, h.packed(), scale, vec![2; rows])?.with_input_scale(m.act_scale)
+                LowBitWeights::new(2, rows, cols, h.packed(), scale, vec![2; rows])?
+                    .with_input_scale(m.act_scale)
             };
             let neg = (0..rows).map(|r| m.neg_scale(r)).collect();
             return Ok(QuantW::TwoScale(half(3, scale)?, half(1, neg)?));

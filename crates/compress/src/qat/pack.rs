@@ -80,7 +80,15 @@ pub fn to_quant_matrix(
             }
         }));
     }
-    let m = QuantMatrix { shape: shape.to_vec(), bits, scales, zero_points: None, codes, neg_scales, act_scale: None };
+    let m = QuantMatrix {
+        shape: shape.to_vec(),
+        bits,
+        scales,
+        zero_points: None,
+        codes,
+        neg_scales,
+        act_scale: None,
+    };
     m.check(name).map_err(|e| CompressError::Config { pass: "qat", detail: e.to_string() })?;
     let dense = m.to_dense();
     let d = dense.as_f32().expect("f32");
