@@ -678,7 +678,7 @@ mod tests {
         let mut q = vec![0i8; x.len()];
         let sum = codes_portable(&x, &mut q, 1.0 / s);
         assert_eq!((&fast.q, fast.sum, fast.scale), (&q, sum, s));
-        assert!(q.iter().any(|&v| v == 127) && q.iter().any(|&v| v == -127));
+        assert!(q.contains(&127) && q.contains(&-127));
         let (rows, cols) = (5, 70);
         let codes: Vec<i8> = codes(rows * cols, 8, 8).iter().map(|&c| c as i8).collect();
         let scale: Vec<f32> = (0..rows).map(|r| 0.01 + r as f32 * 0.002).collect();
