@@ -181,8 +181,54 @@ pub struct Int8Weights {
     input_scale: Option<f32>,
 }
 
-/// Rows per tile of [`Int8Weights`].
+/// Rows per tile of [`Int8Weights`] and [`LowBitWeights`].
 const TILE_ROWS: usize = 8;
+
+/// `rows` rows of `row_len` elements (row-major `src`) laid out in tiles of [`TILE_ROWS`] rows,
+/// block by block: each row zero-padded to `stride` elements (a multiple of 32), block `k` (32
+/// elements) of row `r` at [`tile_offset`], the last tile padded with zero rows.
+fn tile<T: Copy + Default>(src: &[T], rows: usize, row_len: usize, stride: usize) -> Vec<T> {
+    let mut tiled = vec![T::default(); rows.next_multiple_of(TILE_ROWS) * stride];
+    for r in 0..rows {
+        for (k, block) in src[r * row_len..(r + 1) * row_len].chunks(32).enumerate() {
+            let at = tile_offset(stride, r, k);
+            tiled[at..at + block.len()].copy_from_slice(block);
+        }
+    }
+    tiled
+}
+
+/// Where block `k` of row `r` starts in a [`tile`]d layout of `stride` elements per row.
+#[inline]
+fn tile_offset(stride: usize, r: usize, k: usize) -> usize {
+    let (t, i) = (r / TILE_ROWS, r % TILE_ROWS);
+    t * TILE_ROWS * stride + (k * TILE_ROWS + i) * 32
+}
+
+/// The portable product of [`tile`]d weights (`stride` elements per row) with activations of
+/// `x_block` codes per 32-element weight block: `acc[r] = Σ_k dot(block k of row r, x block k)`.
+fn tiled_dot_portable<T>(
+    tiles: &[T],
+    stride: usize,
+    xq: &[i8],
+    x_block: usize,
+    acc: &mut [i32],
+    dot: impl Fn(&[T], &[i8]) -> i32,
+) {
+    if stride == 0 {
+        acc.fill(0);
+        return;
+    }
+    for (a, tile) in acc.chunks_mut(TILE_ROWS).zip(tiles.chunks_exact(TILE_ROWS * stride)) {
+        a.fill(0);
+        for (k, x) in xq.chunks_exact(x_block).enumerate() {
+            for (i, o) in a.iter_mut().enumerate() {
+                let at = (k * TILE_ROWS + i) * 32;
+                *o += dot(&tile[at..at + 32], x);
+            }
+        }
+    }
+}
 
 /// Quantizes `x` into `buf` (with the static scale if there is one), zero-padded to `len` codes.
 fn quantize_padded(x: &[f32], len: usize, input_scale: Option<f32>, buf: &mut QuantizedInput) {
@@ -240,14 +286,8 @@ impl Int8Weights {
         let no_min = !q.contains(&i8::MIN);
         let symmetric = zero.iter().all(|&z| z == 0);
         let stride = cols.next_multiple_of(32);
-        let mut tiled = vec![0i8; rows.next_multiple_of(TILE_ROWS) * stride];
-        for r in 0..rows {
-            for (k, src) in q[r * cols..(r + 1) * cols].chunks(32).enumerate() {
-                let at = Self::offset(stride, r, k);
-                tiled[at..at + src.len()].copy_from_slice(src);
-            }
-        }
-        Ok(Int8Weights { rows, cols, stride, no_min, symmetric, q: tiled, scale, zero, input_scale: None })
+        let q = tile(&q, rows, cols, stride);
+        Ok(Int8Weights { rows, cols, stride, no_min, symmetric, q, scale, zero, input_scale: None })
     }
 
     /// Quantizes activations with a fixed, calibrated scale (`Some(s)`, finite and `> 0`) instead
@@ -255,13 +295,6 @@ impl Int8Weights {
     pub fn with_input_scale(mut self, s: Option<f32>) -> Result<Self, KernelError> {
         self.input_scale = check_input_scale(s)?;
         Ok(self)
-    }
-
-    /// Where block `k` (columns `32k..32k+32`) of row `r` starts in the tiled codes.
-    #[inline]
-    fn offset(stride: usize, r: usize, k: usize) -> usize {
-        let (tile, i) = (r / TILE_ROWS, r % TILE_ROWS);
-        tile * TILE_ROWS * stride + (k * TILE_ROWS + i) * 32
     }
 
     /// Number of rows (outputs).
@@ -302,20 +335,7 @@ impl Int8Weights {
 
     /// The portable loop of [`Int8Weights::dot_padded`] (and the tests' check of the layout).
     fn dot_padded_portable(&self, xq: &[i8], acc: &mut [i32]) {
-        let tile_len = TILE_ROWS * self.stride;
-        if tile_len == 0 {
-            acc.fill(0);
-            return;
-        }
-        for (a, tile) in acc.chunks_mut(TILE_ROWS).zip(self.q.chunks_exact(tile_len)) {
-            a.fill(0);
-            for (k, x) in xq.chunks_exact(32).enumerate() {
-                for (i, o) in a.iter_mut().enumerate() {
-                    let at = (k * TILE_ROWS + i) * 32;
-                    *o += dot_i8(&tile[at..at + 32], x);
-                }
-            }
-        }
+        tiled_dot_portable(&self.q, self.stride, xq, 32, acc, dot_i8);
     }
 
     /// `y = x · Wᵀ` for `batch` rows of `x` (`[batch, cols]`), each quantized dynamically
@@ -402,14 +422,8 @@ impl LowBitWeights {
         expect_len("packed", packed.len(), rows * row_bytes)?;
         check_rows(rows, cols, &scale, &zero)?;
         let stride = row_bytes.next_multiple_of(32);
-        let mut tiled = vec![0u8; rows.next_multiple_of(TILE_ROWS) * stride];
-        for r in 0..rows {
-            for (k, src) in packed[r * row_bytes..(r + 1) * row_bytes].chunks(32).enumerate() {
-                let at = Int8Weights::offset(stride, r, k);
-                tiled[at..at + src.len()].copy_from_slice(src);
-            }
-        }
-        Ok(LowBitWeights { bits, rows, cols, stride, packed: tiled, scale, zero, input_scale: None })
+        let packed = tile(&packed, rows, row_bytes, stride);
+        Ok(LowBitWeights { bits, rows, cols, stride, packed, scale, zero, input_scale: None })
     }
 
     /// As [`Int8Weights::with_input_scale`].
@@ -483,17 +497,8 @@ impl LowBitWeights {
 
     /// The portable loop of [`LowBitWeights::dot_padded`] on the tiled layout.
     fn dot_padded_portable(&self, xq: &[i8], acc: &mut [i32]) {
-        let rb = self.stride;
-        let block = 32 * 8 / self.bits as usize;
-        for (a, tile) in acc.chunks_mut(TILE_ROWS).zip(self.packed.chunks_exact(TILE_ROWS * rb)) {
-            a.fill(0);
-            for (k, x) in xq.chunks_exact(block).enumerate() {
-                for (i, o) in a.iter_mut().enumerate() {
-                    let at = (k * TILE_ROWS + i) * 32;
-                    *o += dot_packed(&tile[at..at + 32], x, self.bits);
-                }
-            }
-        }
+        let x_block = 32 * 8 / self.bits as usize;
+        tiled_dot_portable(&self.packed, self.stride, xq, x_block, acc, |w, x| dot_packed(w, x, self.bits));
     }
 
     /// `y = x · Wᵀ` for `batch` rows of `x`, each quantized dynamically.
