@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use crate::bits::{crc32, ByteReader};
 use crate::encoding::{
-    begin_section, end_section, read_tensor, write_dense, write_hashed, write_quant, write_sparse, Stored,
+    begin_section, end_section, read_tensor, write_circulant, write_dense, write_hashed, write_quant,
+    write_sparse, Stored,
 };
-use crate::{graph_section, CodecError, HashedTensor, QuantMatrix, SizeReport, SparseMatrix};
+use crate::{
+    graph_section, CirculantTensor, CodecError, HashedTensor, QuantMatrix, SizeReport, SparseMatrix,
+};
 
 /// The first four bytes of every `.dsk` file.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'S', b'K'];
@@ -18,7 +21,8 @@ pub const HEADER_LEN: usize = 16;
 
 /// A model as stored in a `.dsk`: the graph with its densely stored weights (biases, unpruned
 /// tensors) in `graph.weights`, the compressed weights by name in `sparse` and the quantized
-/// ones in `quantized`. A name is in one of the three, never two.
+/// ones in `quantized`, HashedNets tensors in `hashed` and block-circulant ones in `circulant`. A
+/// name is in one of them, never two.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DskModel {
     /// The graph; `weights` holds the tensors stored dense.
@@ -29,6 +33,8 @@ pub struct DskModel {
     pub quantized: BTreeMap<String, QuantMatrix>,
     /// HashedNets tensors (shared values and a seed) by name.
     pub hashed: BTreeMap<String, HashedTensor>,
+    /// Block-circulant tensors (defining values and block size) by name.
+    pub circulant: BTreeMap<String, CirculantTensor>,
 }
 
 impl DskModel {
@@ -56,6 +62,29 @@ impl DskModel {
         self
     }
 
+    /// Adds block-circulant tensors, removing their other copies.
+    pub fn with_circulant(mut self, circulant: BTreeMap<String, CirculantTensor>) -> DskModel {
+        self.graph.weights.retain(|name, _| !circulant.contains_key(name));
+        self.sparse.retain(|name, _| !circulant.contains_key(name));
+        self.quantized.retain(|name, _| !circulant.contains_key(name));
+        self.hashed.retain(|name, _| !circulant.contains_key(name));
+        self.circulant.extend(circulant);
+        self
+    }
+
+    /// The names stored in more than one place, or empty (a malformed model).
+    fn duplicate_name(&self) -> Option<&String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.graph
+            .weights
+            .keys()
+            .chain(self.sparse.keys())
+            .chain(self.quantized.keys())
+            .chain(self.hashed.keys())
+            .chain(self.circulant.keys())
+            .find(|n| n.is_empty() || !seen.insert(*n))
+    }
+
     /// The graph with every hashed tensor expanded into `weights` (the runtime runs hashed
     /// layers dense: the hash saves storage, not time).
     pub fn graph_with_hashed(&self) -> Graph {
@@ -78,6 +107,9 @@ impl DskModel {
         }
         for (name, h) in &self.hashed {
             g.weights.insert(name.clone(), h.to_dense());
+        }
+        for (name, t) in &self.circulant {
+            g.weights.insert(name.clone(), t.to_dense());
         }
         g
     }
@@ -133,26 +165,8 @@ impl Default for ReadOptions {
 /// Encodes a model. Returns the file bytes and where they went; `report.total_bytes ==
 /// bytes.len()`.
 pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeReport), CodecError> {
-    if let Some(name) = model.sparse.keys().find(|n| model.graph.weights.contains_key(*n) || n.is_empty()) {
+    if let Some(name) = model.duplicate_name() {
         return Err(CodecError::BadName(name.clone()));
-    }
-    if let Some(name) = model
-        .quantized
-        .keys()
-        .find(|n| model.graph.weights.contains_key(*n) || model.sparse.contains_key(*n) || n.is_empty())
-    {
-        return Err(CodecError::BadName(name.clone()));
-    }
-    if let Some(name) = model.hashed.keys().find(|n| {
-        model.graph.weights.contains_key(*n)
-            || model.sparse.contains_key(*n)
-            || model.quantized.contains_key(*n)
-            || n.is_empty()
-    }) {
-        return Err(CodecError::BadName(name.clone()));
-    }
-    if model.graph.weights.contains_key("") {
-        return Err(CodecError::BadName(String::new()));
     }
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC);
@@ -162,7 +176,11 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
 
     let g = &model.graph;
     let start = begin_section(&mut out);
-    let n_tensors = g.weights.len() + model.sparse.len() + model.quantized.len() + model.hashed.len();
+    let n_tensors = g.weights.len()
+        + model.sparse.len()
+        + model.quantized.len()
+        + model.hashed.len()
+        + model.circulant.len();
     graph_section::write(&mut out, g, n_tensors)?;
     end_section(&mut out, start)?;
     let header_and_graph_bytes = out.len();
@@ -179,6 +197,9 @@ pub fn to_bytes(model: &DskModel, opts: &PackOptions) -> Result<(Vec<u8>, SizeRe
     }
     for (name, h) in &model.hashed {
         tensors.push(write_hashed(&mut out, name, h)?);
+    }
+    for (name, t) in &model.circulant {
+        tensors.push(write_circulant(&mut out, name, t)?);
     }
     let total = out.len();
     out[8..16].copy_from_slice(&(total as u64).to_le_bytes());
@@ -206,6 +227,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
     let mut sparse = BTreeMap::new();
     let mut quantized = BTreeMap::new();
     let mut hashed = BTreeMap::new();
+    let mut circulant = BTreeMap::new();
     let mut tensors = Vec::with_capacity(n_tensors);
     for i in 0..n_tensors {
         let label = format!("tensor #{i}");
@@ -215,6 +237,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
             || sparse.contains_key(&name)
             || quantized.contains_key(&name)
             || hashed.contains_key(&name)
+            || circulant.contains_key(&name)
         {
             return Err(CodecError::BadName(name));
         }
@@ -223,6 +246,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
             Stored::Sparse(m) => sparse.insert(name, m).is_none(),
             Stored::Quant(m) => quantized.insert(name, m).is_none(),
             Stored::Hashed(h) => hashed.insert(name, h).is_none(),
+            Stored::Circulant(t) => circulant.insert(name, t).is_none(),
         };
         offset += size.total_bytes;
         tensors.push(size);
@@ -231,7 +255,7 @@ pub fn from_bytes_with(bytes: &[u8], opts: &ReadOptions) -> Result<(DskModel, Si
         return Err(CodecError::TrailingBytes { extra: r.remaining() });
     }
     let report = SizeReport { total_bytes: bytes.len(), header_and_graph_bytes, tensors };
-    Ok((DskModel { graph, sparse, quantized, hashed }, report))
+    Ok((DskModel { graph, sparse, quantized, hashed, circulant }, report))
 }
 
 fn read_header(bytes: &[u8]) -> Result<(), CodecError> {

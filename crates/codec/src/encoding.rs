@@ -6,7 +6,7 @@ use deepshrink_graph::{Tensor, TensorData};
 use crate::bits::{put_varint, vlen, ByteReader};
 use crate::sparse_index::{csr_from_gaps, csr_full, gap_symbols};
 use crate::stream::{self, StreamCtx};
-use crate::{CodecError, HashedTensor, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
+use crate::{CirculantTensor, CodecError, HashedTensor, QuantMatrix, SparseMatrix, SparseValues, TensorSize};
 
 /// Section framing: `u32 body_len` before the body, `u32 crc` after it.
 pub const SECTION_OVERHEAD: usize = 8;
@@ -37,6 +37,9 @@ pub enum Encoding {
     Quant = 7,
     /// HashedNets: a seed and `k` shared f32 values. `payload = 8 + vlen(k) + 4k`.
     HashedF32 = 8,
+    /// Block-circulant: flags, block size `b`, an optional sign seed and `p · q · b` f32 values.
+    /// `payload = 1 + vlen(b) + [8] + 4 · p · q · b`.
+    CirculantF32 = 9,
 }
 
 impl Encoding {
@@ -51,6 +54,7 @@ impl Encoding {
             6 => Encoding::SparseBlockCodebook,
             7 => Encoding::Quant,
             8 => Encoding::HashedF32,
+            9 => Encoding::CirculantF32,
             _ => return None,
         })
     }
@@ -66,6 +70,7 @@ impl Encoding {
             Encoding::SparseBlockCodebook => "sparse_block_codebook",
             Encoding::Quant => "quant",
             Encoding::HashedF32 => "hashed_f32",
+            Encoding::CirculantF32 => "circulant_f32",
         }
     }
 
@@ -302,6 +307,23 @@ pub(crate) fn write_hashed(
     Ok(s)
 }
 
+/// Appends a `circulant_f32` tensor section (tag 9).
+pub(crate) fn write_circulant(
+    out: &mut Vec<u8>,
+    name: &str,
+    t: &CirculantTensor,
+) -> Result<TensorSize, CodecError> {
+    let numel: usize = t.shape.iter().product();
+    let mut s = size(name, Encoding::CirculantF32, numel, numel);
+    let start = begin_section(out);
+    put_header(out, name, Encoding::CirculantF32, &t.shape);
+    s.value_bytes = crate::circulant::write(out, name, t)?;
+    end_section(out, start)?;
+    s.total_bytes = out.len() - start;
+    s.header_bytes = s.total_bytes - s.value_bytes;
+    Ok(s)
+}
+
 /// Bits of a fixed-width code for a codebook of `k` centroids: `max(1, ceil(log2 k))`.
 pub fn code_width(k: usize) -> u32 {
     (usize::BITS - k.saturating_sub(1).leading_zeros()).max(1)
@@ -313,6 +335,7 @@ pub(crate) enum Stored {
     Sparse(SparseMatrix),
     Quant(QuantMatrix),
     Hashed(HashedTensor),
+    Circulant(CirculantTensor),
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -377,6 +400,11 @@ pub(crate) fn read_tensor<'a>(
             let (h, values) = crate::hashed::read(&mut r, shape, numel)?;
             s.value_bytes = values;
             Stored::Hashed(h)
+        }
+        Encoding::CirculantF32 => {
+            let (t, values) = crate::circulant::read(&mut r, shape)?;
+            s.value_bytes = values;
+            Stored::Circulant(t)
         }
         Encoding::Quant => {
             let (m, side, codes) = crate::quant::read(&mut r, shape)?;

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod bits;
+pub mod circulant;
 mod container;
 mod encoding;
 mod error;
@@ -27,6 +28,7 @@ pub mod sparse_index;
 mod stream;
 
 pub use bits::crc32;
+pub use circulant::CirculantTensor;
 pub use container::{
     from_bytes, from_bytes_with, to_bytes, DskModel, PackOptions, ReadOptions, HEADER_LEN, MAGIC, VERSION,
 };

@@ -24,6 +24,13 @@ fn small_file() -> Vec<u8> {
     model.graph.weights.insert("steps".into(), Tensor::i64(vec![2], vec![1, 2]));
     let hashed = deepshrink_codec::HashedTensor { shape: vec![4, 6], seed: 3, values: vec![0.5, -0.25, 1.0] };
     let model = model.with_hashed(BTreeMap::from([("hashed.weight".to_string(), hashed)]));
+    let circulant = deepshrink_codec::CirculantTensor {
+        shape: vec![5, 7],
+        block: 4,
+        sign_seed: Some(11),
+        values: (0..16).map(|i| i as f32 * 0.25 - 2.0).collect(),
+    };
+    let model = model.with_circulant(BTreeMap::from([("circulant.weight".to_string(), circulant)]));
     let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
     let streams: Vec<bool> = report
         .tensors
@@ -86,7 +93,7 @@ fn checksum_error_names_the_tensor() {
     bytes[n - 6] ^= 0x40; // inside the last tensor's payload
     let err = from_bytes(&bytes).unwrap_err();
     assert!(matches!(err, CodecError::Checksum { .. }), "{err}");
-    assert!(err.to_string().contains("hashed.weight"), "{err}");
+    assert!(err.to_string().contains("circulant.weight"), "{err}");
 }
 
 #[test]

@@ -253,3 +253,65 @@ fn hashed_tensors_round_trip_in_their_formula_size() {
     let bad = DskModel::default().with_hashed(BTreeMap::from([("w".to_string(), empty)]));
     assert!(to_bytes(&bad, &PackOptions::default()).is_err());
 }
+
+/// A block-circulant tensor is stored as its block size, sign seed and `p · q · b` defining
+/// values — `1 + vlen(b) + 8 + 4pqb` payload bytes (docs/FORMAT.md, tag 9) — and decodes to the
+/// block matrix SciPy builds from the same values (blocks `scipy.linalg.circulant(c)`, first
+/// column `c`, cropped):
+///
+/// ```text
+/// v = np.arange(1, 13.); b, q = 3, 2
+/// np.block([[circulant(v[(i*q+j)*b:(i*q+j+1)*b]) for j in range(2)] for i in range(2)])[:4, :6]
+/// ```
+#[test]
+fn circulant_tensors_round_trip_in_their_formula_size() {
+    use deepshrink_codec::CirculantTensor;
+    let t = CirculantTensor {
+        shape: vec![4, 6],
+        block: 3,
+        sign_seed: None,
+        values: (1..=12).map(|i| i as f32).collect(),
+    };
+    let scipy: [[f32; 6]; 4] = [
+        [1., 3., 2., 4., 6., 5.],
+        [2., 1., 3., 5., 4., 6.],
+        [3., 2., 1., 6., 5., 4.],
+        [7., 9., 8., 10., 12., 11.],
+    ];
+    assert_eq!(t.to_dense().as_f32().unwrap(), scipy.concat());
+    // The sign diagonal negates whole input columns.
+    let signed = CirculantTensor { sign_seed: Some(5), ..t.clone() };
+    let neg = signed.negative().unwrap();
+    let d = signed.to_dense();
+    for (i, v) in d.as_f32().unwrap().iter().enumerate() {
+        assert_eq!(*v, if neg[i % 6] { -scipy[i / 6][i % 6] } else { scipy[i / 6][i % 6] });
+    }
+
+    // LeNet-300-100's fc1 as one 784-circulant: 784 values instead of 235200.
+    let big = CirculantTensor {
+        shape: vec![300, 784],
+        block: 784,
+        sign_seed: Some(7),
+        values: (0..784).map(|i| (i as f32).sin()).collect(),
+    };
+    let model = DskModel::default()
+        .with_circulant(BTreeMap::from([("fc1.weight".to_string(), big.clone()), ("w".to_string(), signed)]));
+    let (bytes, report) = to_bytes(&model, &PackOptions::default()).unwrap();
+    let r = report.tensors.iter().find(|r| r.name == "fc1.weight").unwrap();
+    assert_eq!(r.encoding, "circulant_f32");
+    // Section: 8 framing + header (name, tag, rank, dims) + payload.
+    let header = 1 + "fc1.weight".len() + 1 + 1 + 2 + 2;
+    assert_eq!(r.total_bytes, 8 + header + 1 + 2 + 8 + 4 * 784);
+    assert_eq!(big.payload_bytes(), 1 + 2 + 8 + 4 * 784);
+    assert_eq!(from_bytes(&bytes).unwrap(), model);
+
+    // The writer refuses a block that does not fit and a wrong value count.
+    for bad in [
+        CirculantTensor { block: 0, ..big.clone() },
+        CirculantTensor { block: 785, ..big.clone() },
+        CirculantTensor { block: 100, ..big.clone() },
+    ] {
+        let m = DskModel::default().with_circulant(BTreeMap::from([("w".to_string(), bad)]));
+        assert!(to_bytes(&m, &PackOptions::default()).is_err());
+    }
+}

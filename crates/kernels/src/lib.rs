@@ -28,6 +28,8 @@
 //! - **Integer kernels** ([`Int8Weights`], [`LowBitWeights`], [`BinaryWeights`]): quantized
 //!   weights times activations quantized to int8 per call, exact `i32` sums, one rescale per
 //!   output; binary weights by sign-masked sums or XNOR-popcount. AVX2 picked at run time.
+//! - **Block-circulant weights** ([`CirculantWeights`]): `b x b` circulant blocks multiplied
+//!   with real FFTs (`realfft`), spectra computed once at load time.
 //! - No compile-time `target-cpu`: loops are written so the portable (SSE2) build vectorises them.
 //!
 //! ```
@@ -43,6 +45,7 @@
 
 mod binary;
 mod block;
+mod circulant;
 mod csr;
 mod dense;
 mod error;
@@ -59,6 +62,7 @@ mod x86;
 
 pub use binary::{pack_signs, BinaryWeights};
 pub use block::{BlockPacked, BLOCK, MIN_FILL};
+pub use circulant::CirculantWeights;
 pub use csr::{
     Csr, SparseWeights, Values, COLUMN_PATH_MAX_DENSITY, COLUMN_PATH_MIN_NNZ_PER_INPUT,
     PACKED_COLUMN_PATH_MAX_DENSITY,
