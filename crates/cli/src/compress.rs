@@ -225,8 +225,13 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|h| (h.index_bits_fc, h.index_bits_conv).ne(&(5, 8)).then_some(h.index_bits_fc));
     let opts = |huff: bool| PackOptions { index_bits, huffman: huff };
-    let model =
-        DskModel { graph, sparse, quantized: state.quantized.clone(), hashed: state.hashed_tensors() };
+    let model = DskModel {
+        graph,
+        sparse,
+        quantized: state.quantized.clone(),
+        hashed: state.hashed_tensors(),
+        circulant: state.circulant_tensors(),
+    };
     let pruned_only = DskModel { sparse: as_pruned_only(&model.sparse), ..model.clone() };
     let (_, size_p) = deepshrink_codec::to_bytes(&pruned_only, &opts(false))?;
     let (_, size_pq) = deepshrink_codec::to_bytes(&model, &opts(false))?;

@@ -71,7 +71,9 @@ impl CirculantTensor {
         1 + vlen(self.block as u64) + if self.sign_seed.is_some() { 8 } else { 0 } + 4 * self.values.len()
     }
 
-    fn check(&self, name: &str) -> Result<(), CodecError> {
+    /// Checks the shape, block size and value count (the reader and writer do; a model built in
+    /// memory should be checked before [`CirculantTensor::to_dense`], which indexes the values).
+    pub fn check(&self, name: &str) -> Result<(), CodecError> {
         let bad =
             |detail: String| CodecError::Matrix { tensor: name.into(), shape: self.shape.clone(), detail };
         let (rows, cols) = (self.rows(), self.cols());

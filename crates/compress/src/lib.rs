@@ -11,12 +11,14 @@
 //! see `recipes/deep-compression.toml`. Post-training quantization is `quantize`
 //! (`recipes/int8.toml`, `recipes/int4.toml`); quantization-aware training is `qat`
 //! (`recipes/twn.toml`, `recipes/binaryconnect.toml`, `recipes/ttq.toml`, `recipes/int4-lsq.toml`,
-//! `recipes/fixed8-sr.toml`); HashedNets is `hash`. Low-rank
+//! `recipes/fixed8-sr.toml`); HashedNets is `hash`; circulant layers are `circulant`
+//! (`recipes/circulant.toml`). Low-rank
 //! factorization (`svd`, `tucker2`, `cp`, in [`factorize`]) rewrites the graph instead: see
 //! `recipes/low-rank.toml`. docs/METHODS.md lists every method.
 #![deny(missing_docs)]
 
 pub mod calibrate;
+pub mod circulant;
 mod constraint;
 pub mod distill;
 mod error;

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deepshrink_codec::{HashedTensor, QuantMatrix, SparseMatrix, SparseValues};
+use deepshrink_codec::{CirculantTensor, HashedTensor, QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::{evaluate, Data, Model, Optimizer, Progress, Schedule, TrainConfig, Trainer};
 use deepshrink_graph::{Graph, Op};
 use serde::Serialize;
 
+use crate::circulant::CirculantConfig;
 use crate::constraint::Constraint;
 use crate::factorize::{self, FactorRow, Method};
 use crate::hashed::{hashed_codebook, HashConfig};
@@ -36,6 +37,8 @@ pub struct State {
     pub layers: Vec<(String, LayerKind)>,
     /// HashedNets layers: shared values and seed by weight name.
     pub hashed: BTreeMap<String, (usize, u64)>,
+    /// Block-circulant layers: block size and sign seed by weight name.
+    pub circulant: BTreeMap<String, (usize, Option<u64>)>,
     /// Weights quantized by the quantize pass (stored as integer codes, not sparse).
     pub quantized: BTreeMap<String, QuantMatrix>,
     /// The recipe's teacher: when set, every fine-tuning step trains against its soft targets.
@@ -116,6 +119,7 @@ impl State {
             bits: BTreeMap::new(),
             layers,
             hashed: BTreeMap::new(),
+            circulant: BTreeMap::new(),
             quantized: BTreeMap::new(),
             teacher: None,
         })
@@ -155,6 +159,23 @@ impl State {
             .collect()
     }
 
+    /// The block-circulant layers as stored: their defining values, block size and sign seed
+    /// (what the circulant pass trained); [`State::to_sparse`] leaves them out.
+    pub fn circulant_tensors(&self) -> BTreeMap<String, CirculantTensor> {
+        let g = self.model.to_graph();
+        self.circulant
+            .iter()
+            .filter_map(|(name, &(block, sign_seed))| {
+                let cb = self.hook.constraints.get(name)?.codebook.as_ref()?;
+                let shape = g.weights.get(name)?.shape.clone();
+                Some((
+                    name.clone(),
+                    CirculantTensor { shape, block, sign_seed, values: cb.centroids.clone() },
+                ))
+            })
+            .collect()
+    }
+
     /// The compressed weights as sparse matrices (codebook values where shared) and the graph
     /// holding every other weight dense (quantized weights are in neither: see
     /// [`State::quantized`]); with the quantized weights, the three parts of a `.dsk` model.
@@ -163,7 +184,10 @@ impl State {
         let mut sparse = BTreeMap::new();
         for (name, _) in &self.layers {
             // Quantized and hashed tensors have their own encodings.
-            if self.quantized.contains_key(name) || self.hashed.contains_key(name) {
+            if self.quantized.contains_key(name)
+                || self.hashed.contains_key(name)
+                || self.circulant.contains_key(name)
+            {
                 graph.weights.remove(name);
                 continue;
             }
@@ -426,6 +450,43 @@ fn hash(
     Ok(())
 }
 
+fn circulant(
+    state: &mut State,
+    ctx: &mut Context,
+    cfg: &CirculantConfig,
+    out: &mut Vec<StageReport>,
+) -> Result<(), CompressError> {
+    let start = Instant::now();
+    let mut params = state.model.params_mut();
+    for (name, kind) in &state.layers {
+        if !cfg.applies(name, *kind)? {
+            continue;
+        }
+        let shape = params.shape(name).expect("layer weight exists").to_vec();
+        let (rows, cols) = (shape[0], shape[1..].iter().product());
+        let block = cfg.block_of(name, rows, cols)?;
+        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
+        if c.mask.is_some() || c.codebook.is_some() || c.quant.is_some() {
+            return Err(CompressError::Config {
+                pass: "circulant",
+                detail: format!(
+                    "{name} is already pruned, shared or quantized; make a layer circulant first"
+                ),
+            });
+        }
+        // One seed per layer, so layers of equal shape get different signs and values.
+        let seed = cfg.seed.wrapping_add(state.circulant.len() as u64);
+        let sign_seed = cfg.signs.then_some(seed);
+        let w = params.value_mut(name).expect("layer weight exists");
+        c.codebook =
+            Some(crate::circulant::circulant_codebook(w, (rows, cols), block, sign_seed, cfg.init, seed));
+        state.circulant.insert(name.clone(), (block, sign_seed));
+    }
+    finetune(state, ctx, "circulant", cfg.epochs, cfg.lr)?;
+    out.push(measure(state, ctx, "circulant".into(), start)?);
+    Ok(())
+}
+
 fn quantize(
     state: &mut State,
     ctx: &mut Context,
@@ -491,6 +552,7 @@ pub fn run_with_teacher(
             PassConfig::Prune(c) => c.layers.keys().collect(),
             PassConfig::Share(c) => c.layers.keys().collect(),
             PassConfig::Hash(c) => c.layers.keys().collect(),
+            PassConfig::Circulant(c) => c.layers.keys().chain(&c.skip).collect(),
             PassConfig::Qat(_) => Vec::new(),
             PassConfig::Quantize(c) => c.layers.keys().collect(),
             PassConfig::Svd(c) => c.layers.keys().chain(&c.skip).collect(),
@@ -529,6 +591,7 @@ pub fn run_with_teacher(
             }
             PassConfig::Huffman(c) => state.huffman = Some(c.clone()),
             PassConfig::Hash(c) => hash(&mut state, ctx, c, &mut stages)?,
+            PassConfig::Circulant(c) => circulant(&mut state, ctx, c, &mut stages)?,
             PassConfig::Qat(c) => qat(&mut state, ctx, c, &mut stages)?,
         }
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::circulant::CirculantConfig;
 use crate::factorize::config::{CpConfig, SeparableConfig, SvdConfig, TuckerConfig};
 use crate::hashed::HashConfig;
 use crate::prune::PruneConfig;
@@ -39,6 +40,8 @@ pub enum PassConfig {
     Huffman(HuffmanConfig),
     /// HashedNets: weights drawn from a few shared values by a hash of their position.
     Hash(HashConfig),
+    /// Block-circulant fully-connected layers, multiplied with FFTs.
+    Circulant(CirculantConfig),
     /// Quantization-aware training: binary, ternary or k-bit weights.
     Qat(QatConfig),
     /// Post-training uniform quantization of weights (8, 4 or 2 bits).
@@ -61,6 +64,7 @@ impl PassConfig {
             PassConfig::Share(_) => "share",
             PassConfig::Huffman(_) => "huffman",
             PassConfig::Hash(_) => "hash",
+            PassConfig::Circulant(_) => "circulant",
             PassConfig::Qat(_) => "qat",
             PassConfig::Quantize(_) => "quantize",
             PassConfig::Svd(_) => "svd",
@@ -101,6 +105,7 @@ impl Recipe {
                 PassConfig::Prune(c) => c.validate()?,
                 PassConfig::Share(c) => c.validate()?,
                 PassConfig::Hash(c) => c.validate()?,
+                PassConfig::Circulant(c) => c.validate()?,
                 PassConfig::Qat(c) => c.validate()?,
                 PassConfig::Quantize(c) => c.validate()?,
                 PassConfig::Svd(c) => c.validate()?,

@@ -12,6 +12,9 @@
 //! kernels (int8, packed 4- and 2-bit codes, binary signs) with each activation vector quantized
 //! to int8 per call; a quantized weight anywhere else is decoded to f32 at load time.
 //!
+//! Block-circulant weights (`DskModel::circulant`) of Gemm nodes with `trans_b` run on the FFT
+//! kernel (`deepshrink_kernels::CirculantWeights`); elsewhere they are expanded at load time.
+//!
 //! [`Runtime::dense`] is the same executor with no compressed weights: the dense baseline that
 //! `deepshrink bench` compares against. Its batch-1 Gemm nodes (`trans_b`, no `trans_a`) run on
 //! the `gemm` crate's GEMV reading the weight in place (the fastest dense f32 measured, so the
@@ -51,6 +54,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod circulant;
 mod conv;
 mod error;
 mod gemm;
@@ -75,7 +79,8 @@ pub struct NodeTiming {
     pub node: String,
     /// Op type.
     pub op: &'static str,
-    /// `"dense"`, `"sparse-f32"`, `"sparse-lut"`, `"int8"`, `"int4"`, `"int2"` or `"binary"`.
+    /// `"dense"`, `"sparse-f32"`, `"sparse-lut"`, `"int8"`, `"int4"`, `"int2"`, `"binary"`,
+    /// `"ternary2"` or `"circulant"`.
     pub kind: &'static str,
     /// Elapsed time.
     pub time: Duration,
@@ -100,7 +105,7 @@ impl Runtime {
     /// a Gemm or input W of an ungrouped Conv, a compressed weight is malformed, or shapes do not
     /// fit.
     pub fn new(graph: Graph, sparse: BTreeMap<String, SparseMatrix>) -> Result<Runtime, RuntimeError> {
-        Ok(Runtime { plan: Plan::new(graph, sparse, BTreeMap::new())? })
+        Ok(Runtime { plan: Plan::new(graph, sparse, BTreeMap::new(), BTreeMap::new())? })
     }
 
     /// Loads a `.dsk` model: sparse weights on the sparse kernels, quantized weights on the
@@ -108,7 +113,7 @@ impl Runtime {
     pub fn from_model(model: DskModel) -> Result<Runtime, RuntimeError> {
         // Hashed (HashedNets) tensors run dense: the hash saves storage, not time.
         let graph = model.graph_with_hashed();
-        Ok(Runtime { plan: Plan::new(graph, model.sparse, model.quantized)? })
+        Ok(Runtime { plan: Plan::new(graph, model.sparse, model.quantized, model.circulant)? })
     }
 
     /// The dense baseline: the same executor with no compressed weights.
@@ -172,7 +177,7 @@ impl Runtime {
                         (&s[..], &d[..])
                     }
                     // Compressed weights are read by the step's own kernel.
-                    Src::Sparse | Src::Quant => (&[][..], &[][..]),
+                    Src::Sparse | Src::Quant | Src::Circulant => (&[][..], &[][..]),
                 })
                 .collect();
             let out = step.run(&ins).map_err(|detail| match detail {
@@ -205,7 +210,7 @@ impl Runtime {
             Src::Input => Ok((in_shape, x.to_vec())),
             Src::Weight(w) => Ok(p.weights[w].clone()),
             Src::Value(v) => Ok(vals[v].take().expect("output computed")),
-            Src::Sparse | Src::Quant => unreachable!("rejected at load time"),
+            Src::Sparse | Src::Quant | Src::Circulant => unreachable!("rejected at load time"),
         }
     }
 }
@@ -225,6 +230,7 @@ impl plan::Step {
             }
             Exec::SparseGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
             Exec::QuantGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
+            Exec::CirculantGemm(g) => g.run(ins[0], ins.get(2).copied()).map_err(plan::Fail::Shape),
             Exec::SparseConv { w, kernel, attrs } => {
                 let x = ins[0].0;
                 let wshape = [w.csr().rows(), x.get(1).copied().unwrap_or(0), kernel[0], kernel[1]];

@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deepshrink_codec::{QuantMatrix, SparseMatrix, SparseValues};
+use deepshrink_codec::{CirculantTensor, QuantMatrix, SparseMatrix, SparseValues};
 use deepshrink_engine::EngineError;
 use deepshrink_graph::{ConvAttrs, Dim, Graph, Op, ValueInfo};
 use deepshrink_kernels::{Csr, SparseWeights, Values};
 
+use crate::circulant::CirculantGemm;
 use crate::gemm::SparseGemm;
 use crate::quant::{runs_on_kernels, QuantGemm, QuantW};
 use crate::RuntimeError;
@@ -24,6 +25,8 @@ pub(crate) enum Src {
     Sparse,
     /// The step's own quantized weight (held by its [`Exec`]).
     Quant,
+    /// The step's own block-circulant weight (held by its [`Exec`]).
+    Circulant,
 }
 
 /// How a step runs.
@@ -38,6 +41,8 @@ pub(crate) enum Exec {
     SparseConv { w: SparseWeights, kernel: [usize; 2], attrs: ConvAttrs },
     /// A Gemm on a quantized B (`trans_b`).
     QuantGemm(QuantGemm),
+    /// A Gemm on a block-circulant B (`trans_b`), multiplied with FFTs.
+    CirculantGemm(CirculantGemm),
 }
 
 impl Exec {
@@ -47,6 +52,7 @@ impl Exec {
             Exec::SparseGemm(g) => g.w.kind(),
             Exec::SparseConv { w, .. } => w.kind(),
             Exec::QuantGemm(g) => g.w.kind(),
+            Exec::CirculantGemm(_) => "circulant",
         }
     }
 }
@@ -95,6 +101,7 @@ impl Plan {
         mut graph: Graph,
         sparse: BTreeMap<String, SparseMatrix>,
         mut quantized: BTreeMap<String, QuantMatrix>,
+        mut circulant: BTreeMap<String, CirculantTensor>,
     ) -> Result<Plan, RuntimeError> {
         if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
             return Err(RuntimeError::Unsupported(format!(
@@ -121,13 +128,26 @@ impl Plan {
             .filter(|n| is_output(n) || !runs_on_kernels(n, graph.consumers(n)))
             .cloned()
             .collect();
+        for (name, t) in &circulant {
+            t.check(name).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+        }
+        // Likewise circulant weights outside a `trans_b` Gemm (their blocks are defined on `[N, K]`).
+        let expanded: Vec<String> = circulant
+            .keys()
+            .filter(|n| is_output(n) || !runs_on_kernels(n, graph.consumers(n)))
+            .cloned()
+            .collect();
         for name in decoded {
             let m = quantized.remove(&name).expect("listed above");
             m.check(&name).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
             graph.weights.insert(name, m.to_dense());
         }
+        for name in expanded {
+            let t = circulant.remove(&name).expect("listed above");
+            graph.weights.insert(name, t.to_dense());
+        }
         for (name, t) in std::mem::take(&mut graph.weights) {
-            if sparse.contains_key(&name) || quantized.contains_key(&name) {
+            if sparse.contains_key(&name) || quantized.contains_key(&name) || circulant.contains_key(&name) {
                 continue;
             }
             t.check(&name)?;
@@ -163,6 +183,17 @@ impl Plan {
             src.insert(name.clone(), Src::Quant);
             quant.insert(name, Some(w));
         }
+        let mut circ = HashMap::new();
+        for (name, t) in circulant {
+            let w = crate::circulant::kernel_form(&t).map_err(|source| RuntimeError::SparseWeight {
+                weight: name.clone(),
+                shape: t.shape.clone(),
+                source,
+            })?;
+            shadow_inputs.push(fixed(&name, &t.shape));
+            src.insert(name.clone(), Src::Circulant);
+            circ.insert(name, Some(w));
+        }
         let input_name = graph.inputs[0].name.clone();
         src.insert(input_name.clone(), Src::Input);
 
@@ -196,6 +227,22 @@ impl Plan {
                     })?;
                     exec = quant_exec(n, w);
                 }
+                if s == Src::Circulant {
+                    let w = circ.get_mut(i).expect("registered above").take().ok_or_else(|| {
+                        RuntimeError::Unsupported(format!(
+                            "circulant weight '{i}' is read by more than one node"
+                        ))
+                    })?;
+                    exec = match &n.op {
+                        Op::Gemm { alpha, beta, trans_a, .. } => Exec::CirculantGemm(CirculantGemm {
+                            w,
+                            alpha: *alpha,
+                            beta: *beta,
+                            trans_a: *trans_a,
+                        }),
+                        _ => unreachable!("runs_on_kernels admits Gemm only"),
+                    };
+                }
                 ins.push(s);
             }
             if let (Exec::Engine, Some((alpha, beta)), Some(Src::Weight(_))) =
@@ -212,7 +259,7 @@ impl Plan {
         let out_name = &graph.outputs[0].name;
         let output = match src.get(out_name) {
             None => return Err(deepshrink_graph::GraphError::MissingOutput(out_name.clone()).into()),
-            Some(Src::Sparse | Src::Quant) => {
+            Some(Src::Sparse | Src::Quant | Src::Circulant) => {
                 return Err(RuntimeError::Unsupported(format!(
                     "graph output '{out_name}' is a compressed weight"
                 )))

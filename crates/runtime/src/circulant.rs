@@ -1,0 +1,55 @@
+//! Gemm on a block-circulant weight: the FFT kernel of `deepshrink-kernels`
+//! ([`CirculantWeights`]) on the stored defining values, spectra computed once at load time.
+//!
+//! A circulant weight runs on the kernel where it is the B operand of a Gemm with `trans_b`
+//! (`[N, K]`, the layout the circulant pass defines its blocks on); anywhere else it is expanded
+//! to dense at load time (the file stays circulant), and `Runtime::node_kinds` shows which.
+
+use deepshrink_codec::CirculantTensor;
+use deepshrink_kernels::{CirculantWeights, KernelError};
+
+use crate::gemm::{a_dims, finish, transpose, Checked};
+
+/// The kernel form of a stored circulant tensor.
+pub(crate) fn kernel_form(t: &CirculantTensor) -> Result<CirculantWeights, KernelError> {
+    if t.shape.len() != 2 {
+        return Err(KernelError::Csr(format!("a circulant weight must be 2-D, this one is {:?}", t.shape)));
+    }
+    CirculantWeights::new(t.rows(), t.cols(), t.block, &t.values, t.negative().as_deref())
+}
+
+/// A Gemm whose B (`[N, K]`, `trans_b`) is block-circulant.
+pub(crate) struct CirculantGemm {
+    pub w: CirculantWeights,
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+}
+
+impl CirculantGemm {
+    pub fn run(
+        &self,
+        a: (&[usize], &[f32]),
+        c: Option<(&[usize], &[f32])>,
+    ) -> Checked<(Vec<usize>, Vec<f32>)> {
+        let (m, k) = a_dims(a.0, self.trans_a)?;
+        let (n, wk) = (self.w.rows(), self.w.cols());
+        if k != wk {
+            return Err(format!(
+                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
+                a.0, self.trans_a
+            ));
+        }
+        let transposed;
+        let x = if self.trans_a {
+            transposed = transpose(a.1, k, m);
+            &transposed[..]
+        } else {
+            a.1
+        };
+        let mut y = vec![0.0f32; m * n];
+        self.w.matmul(x, m, &mut y).map_err(|e| e.to_string())?;
+        finish(&mut y, m, n, self.alpha, self.beta, c)?;
+        Ok((vec![m, n], y))
+    }
+}
