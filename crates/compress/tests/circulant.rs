@@ -66,3 +66,13 @@ fn bad_circulant_recipes_are_errors() {
     let err = Recipe::parse("[[pass]]\nkind = \"circulant\"\ninit = \"zeros\"\n").unwrap_err();
     assert!(err.to_string().contains("zeros"), "{err}");
 }
+
+#[test]
+fn committed_circulant_recipes_parse() {
+    for text in
+        [include_str!("../../../recipes/circulant.toml"), include_str!("../../../recipes/circulant-b64.toml")]
+    {
+        let r = Recipe::parse(text).unwrap();
+        assert_eq!(r.passes[0].name(), "circulant");
+    }
+}

@@ -127,9 +127,15 @@ impl CirculantWeights {
     /// (`≈ 2.5 · b · log2 b` per real FFT of length `b`, the split-radix count for half-length
     /// complex FFTs).
     pub fn macs(&self) -> usize {
-        let b = self.block;
+        Self::fft_macs(self.rows, self.cols, self.block)
+    }
+
+    /// [`CirculantWeights::macs`] of a `rows x cols` matrix with blocks of `block`, without
+    /// building it.
+    pub fn fft_macs(rows: usize, cols: usize, block: usize) -> usize {
+        let (b, p, q) = (block.max(1), rows.div_ceil(block.max(1)), cols.div_ceil(block.max(1)));
         let fft = (2.5 * b as f64 * (b as f64).log2().max(1.0)) as usize;
-        4 * self.p * self.q * (b / 2 + 1) + (self.p + self.q) * fft
+        4 * p * q * (b / 2 + 1) + (p + q) * fft
     }
 
     fn scratch(&self) -> Scratch {

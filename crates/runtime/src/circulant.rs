@@ -2,13 +2,23 @@
 //! ([`CirculantWeights`]) on the stored defining values, spectra computed once at load time.
 //!
 //! A circulant weight runs on the kernel where it is the B operand of a Gemm with `trans_b`
-//! (`[N, K]`, the layout the circulant pass defines its blocks on); anywhere else it is expanded
-//! to dense at load time (the file stays circulant), and `Runtime::node_kinds` shows which.
+//! (`[N, K]`, the layout the circulant pass defines its blocks on) and the FFTs are predicted to
+//! be faster ([`fft_pays`]); anywhere else it is expanded to dense at load time (the file stays
+//! circulant), and `Runtime::node_kinds` shows which.
 
 use deepshrink_codec::CirculantTensor;
 use deepshrink_kernels::{CirculantWeights, KernelError};
 
 use crate::gemm::{a_dims, finish, transpose, Checked};
+
+/// Whether the FFT product is predicted faster than the dense one: the dense multiply-adds
+/// exceed twice the FFT form's operation count ([`CirculantWeights::fft_macs`]). Measured on
+/// LeNet-300-100 (bench/results/low-rank/circulant.md): `784 → 300` in one block (235k dense vs
+/// 39k) runs 3.7x faster on the FFTs, `300 → 100` in one block (30k vs 13k) 1.0x, `100 → 10`
+/// (1k vs 3.5k) 0.2x; the factor 2 covers the FFTs' constant costs.
+pub(crate) fn fft_pays(t: &CirculantTensor) -> bool {
+    t.rows() * t.cols() > 2 * CirculantWeights::fft_macs(t.rows(), t.cols(), t.block)
+}
 
 /// The kernel form of a stored circulant tensor.
 pub(crate) fn kernel_form(t: &CirculantTensor) -> Result<CirculantWeights, KernelError> {

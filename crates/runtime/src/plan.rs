@@ -131,10 +131,14 @@ impl Plan {
         for (name, t) in &circulant {
             t.check(name).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
         }
-        // Likewise circulant weights outside a `trans_b` Gemm (their blocks are defined on `[N, K]`).
+        // Likewise circulant weights outside a `trans_b` Gemm (their blocks are defined on `[N, K]`)
+        // or too small for the FFTs to pay.
         let expanded: Vec<String> = circulant
-            .keys()
-            .filter(|n| is_output(n) || !runs_on_kernels(n, graph.consumers(n)))
+            .iter()
+            .filter(|(n, t)| {
+                is_output(n) || !runs_on_kernels(n, graph.consumers(n)) || !crate::circulant::fft_pays(t)
+            })
+            .map(|(n, _)| n)
             .cloned()
             .collect();
         for name in decoded {
