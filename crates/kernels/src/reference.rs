@@ -82,6 +82,28 @@ pub fn binary_gemv(
         .collect()
 }
 
+/// The dense `rows x cols` block-circulant matrix with blocks of `block` (row-major): entry
+/// `(r, c)` is `values[((r / b) · q + c / b) · b + ((r mod b − c mod b) mod b)]`, negated where
+/// `negative[c]`, with `q = ceil(cols / b)` (see [`crate::CirculantWeights`]).
+pub fn circulant_dense(
+    rows: usize,
+    cols: usize,
+    block: usize,
+    values: &[f32],
+    negative: Option<&[bool]>,
+) -> Vec<f32> {
+    let q = cols.div_ceil(block);
+    let mut w = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            let k = (r % block + block - c % block) % block;
+            let v = values[((r / block) * q + c / block) * block + k];
+            w.push(if negative.is_some_and(|n| n[c]) { -v } else { v });
+        }
+    }
+    w
+}
+
 /// Random inputs and the normalised comparison the property tests share.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -127,26 +149,4 @@ pub(crate) mod tests_support {
         }
         Ok(())
     }
-}
-
-/// The dense `rows x cols` block-circulant matrix with blocks of `block` (row-major): entry
-/// `(r, c)` is `values[((r / b) · q + c / b) · b + ((r mod b − c mod b) mod b)]`, negated where
-/// `negative[c]`, with `q = ceil(cols / b)` (see [`crate::CirculantWeights`]).
-pub fn circulant_dense(
-    rows: usize,
-    cols: usize,
-    block: usize,
-    values: &[f32],
-    negative: Option<&[bool]>,
-) -> Vec<f32> {
-    let q = cols.div_ceil(block);
-    let mut w = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for c in 0..cols {
-            let k = (r % block + block - c % block) % block;
-            let v = values[((r / block) * q + c / block) * block + k];
-            w.push(if negative.is_some_and(|n| n[c]) { -v } else { v });
-        }
-    }
-    w
 }
