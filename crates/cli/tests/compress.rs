@@ -178,6 +178,9 @@ fn bad_recipes_exit_2_and_write_nothing() {
         ("[[pass]]\nkind = \"qat\"\nmethod = \"sorcery\"\n", "sorcery"),
         ("[[pass]]\nkind = \"qat\"\nmethod = \"ternary\"\nlsq = true\n", "lsq"),
         ("[[pass]]\nkind = \"qat\"\nmethod = \"ttq\"\ngranularity = \"channel\"\n", "channel"),
+        ("[[pass]]\nkind = \"circulant\"\nblock = 1\n", "larger block"),
+        ("[[pass]]\nkind = \"circulant\"\ninit = \"zeros\"\n", "zeros"),
+        ("[[pass]]\nkind = \"circulant\"\nlayers = { \"fc3.weight\" = 500 }\n", "larger than"),
     ] {
         let r = dir.path().join("r.toml");
         std::fs::write(&r, text).unwrap();
@@ -338,4 +341,40 @@ fn quantizing_nan_weights_exits_2() {
     ]));
     assert!(err.contains("fc.weight") && err.contains("non-finite"), "{err}");
     assert!(!out.exists());
+}
+
+/// A circulant LeNet-300-100 trained from a zoo initialisation: stored as `circulant_f32`, run on
+/// the FFT kernel where it pays, `eval` agrees with the report, and `export` writes an ONNX
+/// model (dense Gemms) with the same loss.
+#[test]
+fn circulant_recipe_stores_defining_values_and_runs_on_ffts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_quadrants(dir.path(), 200, 28);
+    let data = dir.path().to_str().unwrap();
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../recipes/circulant-b64.toml");
+    let text = std::fs::read_to_string(recipe).unwrap().replace("epochs = 10", "epochs = 1");
+    let r = dir.path().join("c.toml");
+    std::fs::write(&r, text).unwrap();
+    let dsk = dir.path().join("m.dsk");
+    let report = dir.path().join("r.json");
+    let (d, rep_path) = (dsk.to_str().unwrap(), report.to_str().unwrap());
+    let args = ["compress", "lenet-300-100", "--recipe", r.to_str().unwrap(), "--data", data, "--out", d];
+    ok(&deepshrink(&[&args[..], &["--report", rep_path, "--seed", "1"]].concat()));
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for l in rep["layers"].as_array().unwrap() {
+        assert_eq!(l["encoding"], "circulant_f32", "{l}");
+    }
+    // 4,928 values of 4 bytes plus biases, graph and headers.
+    assert!(rep["dsk_file_bytes"].as_u64().unwrap() < 24_000, "{}", rep["dsk_file_bytes"]);
+    let e = ok(&deepshrink(&["eval", d, "--data", data, "--json"]));
+    assert_eq!(e["top1"], rep["dsk_accuracy"]["top1"]);
+    let b = ok(&deepshrink(&["bench", d, "--batch", "1", "--runs", "3", "--json"]));
+    let kinds: Vec<&str> =
+        b["nodes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "circulant").count(), 2, "{kinds:?}");
+    let onnx = dir.path().join("m.onnx");
+    ok(&deepshrink(&["export", d, "--to", onnx.to_str().unwrap()]));
+    let e2 = ok(&deepshrink(&["eval", onnx.to_str().unwrap(), "--data", data, "--json"]));
+    // FFT and dense products round differently: the losses agree closely, not bit for bit.
+    assert!((e2["loss"].as_f64().unwrap() - e["loss"].as_f64().unwrap()).abs() < 1e-3, "{e2} vs {e}");
 }
