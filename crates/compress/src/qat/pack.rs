@@ -49,7 +49,7 @@ pub fn to_quant_matrix(
     w: &[f32],
 ) -> Result<Option<QuantMatrix>, CompressError> {
     let bits = match q.method {
-        Method::Binary => 1,
+        Method::Binary | Method::Xnor => 1,
         Method::Ternary => 2,
         Method::Uniform => container_bits(q.bits),
         Method::Fixed if q.bits == 8 => 8,
