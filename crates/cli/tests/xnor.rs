@@ -25,7 +25,18 @@ fn xnor_stores_one_bit_runs_xnor_kernel_and_evals_as_trained() {
     std::fs::write(&recipe, "[[pass]]\nkind = \"qat\"\nmethod = \"xnor\"\nepochs = 1\n").unwrap();
     let (dsk, report) = (dir.path().join("m.dsk"), dir.path().join("r.json"));
     let (d, r) = (dsk.to_str().unwrap(), report.to_str().unwrap());
-    ok(&deepshrink(&["compress", m, "--recipe", recipe.to_str().unwrap(), "--data", data, "--out", d, "--report", r]));
+    ok(&deepshrink(&[
+        "compress",
+        m,
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--data",
+        data,
+        "--out",
+        d,
+        "--report",
+        r,
+    ]));
     let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let enc: Vec<(&str, &str)> = rep["layers"]
         .as_array()
@@ -67,8 +78,16 @@ fn xnor_bad_configurations_exit_2() {
     ] {
         let r = dir.path().join("r.toml");
         std::fs::write(&r, format!("[[pass]]\nkind = \"qat\"\n{text}\nepochs = 1\n")).unwrap();
-        let args =
-            ["compress", model, "--recipe", r.to_str().unwrap(), "--data", data, "--out", out.to_str().unwrap()];
+        let args = [
+            "compress",
+            model,
+            "--recipe",
+            r.to_str().unwrap(),
+            "--data",
+            data,
+            "--out",
+            out.to_str().unwrap(),
+        ];
         let err = assert_error(&deepshrink(&args));
         assert!(err.contains(needle), "{text:?}: {err}");
         assert!(!out.exists());

@@ -177,7 +177,8 @@ fn binary_gemm_after_sign_runs_xnor_and_matches_the_float_model() {
     g.add_weight("w", Tensor::f32(vec![rows, cols], vec![0.0; rows * cols]));
     g.add_weight("b", Tensor::f32(vec![rows], inputs(rows, &mut rng)));
     let s = g.push("fc.sign", Op::Sign, &["x"]);
-    let out = g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &[&s, "w", "b"]);
+    let out =
+        g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &[&s, "w", "b"]);
     g.outputs.push(ValueInfo::batched(&out, &[rows]));
     let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q)]));
     let engine = deepshrink_engine::Model::new(model.to_dense_graph()).unwrap();
@@ -196,10 +197,10 @@ fn binary_gemm_after_sign_runs_xnor_and_matches_the_float_model() {
         }
     }
     // Without the Sign node the same weights take the int8-activation kernel.
-    let rt = Runtime::from_model(
-        DskModel::new(fc_graph(rows, cols, &mut rng), BTreeMap::new())
-            .with_quantized(BTreeMap::from([("w".to_string(), random_quant(&[rows, cols], 1, true, false, &mut rng))])),
-    )
-    .unwrap();
+    let rt =
+        Runtime::from_model(DskModel::new(fc_graph(rows, cols, &mut rng), BTreeMap::new()).with_quantized(
+            BTreeMap::from([("w".to_string(), random_quant(&[rows, cols], 1, true, false, &mut rng))]),
+        ))
+        .unwrap();
     assert_eq!(rt.node_kinds()[0].2, "binary");
 }

@@ -24,7 +24,10 @@ use crate::{CompressError, LayerKind};
 /// The weights the xnor method binarizes and, of them, those whose layer input gets a Sign.
 /// Fails if fewer than three layers are quantizable (nothing would be binarized between the
 /// float first and last layer).
-pub fn select(cfg: &QatConfig, layers: &[(String, LayerKind)]) -> Result<(Vec<String>, Vec<String>), CompressError> {
+pub fn select(
+    cfg: &QatConfig,
+    layers: &[(String, LayerKind)],
+) -> Result<(Vec<String>, Vec<String>), CompressError> {
     let q: Vec<&String> = layers.iter().filter(|(_, k)| cfg.applies(*k)).map(|(n, _)| n).collect();
     if q.len() < 3 {
         let conv = if cfg.conv { "" } else { " (conv = false leaves the convolutions out)" };
@@ -49,10 +52,7 @@ pub fn select(cfg: &QatConfig, layers: &[(String, LayerKind)]) -> Result<(Vec<St
 /// Ops through which `sign(relu(x))` becomes `sign(x)` once the ReLU is removed: shape ops and
 /// max pooling (monotone, so it commutes with sign).
 fn passes_sign(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::MaxPool(_) | Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Dropout { .. }
-    )
+    matches!(op, Op::MaxPool(_) | Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Dropout { .. })
 }
 
 /// `graph` with a Sign node on the data input of the layer reading each weight of `signed`
@@ -108,7 +108,8 @@ fn remove_relu_before(g: &mut Graph, value: &str) {
 }
 
 fn unique(g: &Graph, base: &str) -> String {
-    let taken = |s: &str| g.weights.contains_key(s) || g.nodes.iter().any(|n| n.outputs.iter().any(|o| o == s));
+    let taken =
+        |s: &str| g.weights.contains_key(s) || g.nodes.iter().any(|n| n.outputs.iter().any(|o| o == s));
     let mut name = base.to_string();
     let mut i = 1;
     while taken(&name) {
