@@ -1,6 +1,8 @@
 """Collects the quantization-aware-training rows of bench/results/quantization/training.md into
 training.json, from the compress reports (<file>.json) and `deepshrink eval --json` outputs
-(<file>.eval.json) in that directory, plus the fp32 baselines and the PTQ rows of results.json.
+(<file>.eval.json) in that directory, plus the fp32 baselines and the PTQ rows of results.json;
+and, where `deepshrink bench <file>.dsk --batch 1 --runs 300 --json > <file>.bench.json` was run,
+the median batch-1 latency of the file against the dense f32 model of the same run.
 
     python3 bench/qat_table.py
 """
@@ -18,6 +20,9 @@ ROWS = [
     ("lenet-300-100.fixed16-sr", "lenet-300-100", "fixed point 16-bit, stochastic rounding", "fixed16-sr.toml", "scratch"),
     ("lenet-300-100.fixed8-sr", "lenet-300-100", "fixed point 8-bit, stochastic rounding", "fixed8-sr.toml", "scratch"),
     ("lenet-300-100.fixed8-nearest", "lenet-300-100", "fixed point 8-bit, round to nearest", "fixed8-nearest.toml", "scratch"),
+    ("lenet-300-100.xnor", "lenet-300-100", "XNOR-Net (fc2 binary weights and inputs)", "xnor.toml", "trained"),
+    ("lenet-300-100.xnor-all", "lenet-300-100", "XNOR-Net, every layer binary (float_ends = false)", "xnor-all.toml", "trained"),
+    ("lenet-5.xnor", "lenet-5", "XNOR-Net (conv2, fc1 binary weights and inputs)", "xnor.toml", "trained"),
 ]
 
 out = {"command": "deepshrink compress <net or .onnx> --recipe recipes/<recipe> --seed <s> --out <file>.dsk "
@@ -47,6 +52,15 @@ for stem, net, method, recipe, start in ROWS:
         "dsk_bytes": rep["dsk_file_bytes"],
         "file_ratio": round(rep["file_ratio"], 2),
     })
+    q = [l for l in rep["layers"] if l["encoding"] == "quant"]
+    if q and len(q) < len(rep["layers"]):
+        qw = sum(l["weights"] for l in q)
+        out["rows"][-1]["quant_layers"] = [l["name"] for l in q]
+        out["rows"][-1]["quant_layers_bits_per_weight"] = round(8 * sum(l["bytes_final"] for l in q) / qw, 3)
+    bench = os.path.join(D, stem + ".bench.json")
+    if os.path.exists(bench):
+        b = json.load(open(bench))
+        out["rows"][-1]["latency_batch1_us"] = {"dsk": round(b["compressed_total_us"], 1), "dense_f32": round(b["dense_total_us"], 1)}
 json.dump(out, open(os.path.join(D, "training.json"), "w"), indent=1)
 for r in out["rows"]:
     print(f"| {r['net']} | {r['method']} | {r['train_time_top1']*100:.2f}% | {r['dsk_top1']*100:.2f}% "

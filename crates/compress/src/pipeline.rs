@@ -401,8 +401,17 @@ fn qat(
     out: &mut Vec<StageReport>,
 ) -> Result<(), CompressError> {
     let start = Instant::now();
+    // XNOR-Net: the inner layers only, each with a Sign node on its input (qat/xnor.rs).
+    let xnor = match cfg.method {
+        crate::qat::Method::Xnor => {
+            let (binarized, signed) = crate::qat::xnor::select(cfg, &state.layers)?;
+            state.model = Model::new(crate::qat::xnor::binarize_inputs(&state.model.to_graph(), &signed)?)?;
+            Some(binarized)
+        }
+        _ => None,
+    };
     for (name, kind) in &state.layers {
-        if !cfg.applies(*kind) {
+        if !cfg.applies(*kind) || xnor.as_ref().is_some_and(|b| !b.contains(name)) {
             continue;
         }
         let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();

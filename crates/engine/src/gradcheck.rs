@@ -252,3 +252,57 @@ fn objective_tap_gradients_reach_earlier_weights() {
         assert!((numeric - g[i] as f64).abs() < tol, "c1.w[{i}]: analytic {}, numeric {numeric}", g[i]);
     }
 }
+
+/// Sign has no useful derivative (0 almost everywhere), so finite differences do not apply:
+/// this checks the clipped straight-through estimator itself. Through `fc1 → Sign → fc2` the
+/// gradient of fc1's weight must be `Σ_batch (W2ᵀ ∂L/∂logits)_i · 1{|pre_i| ≤ 1} · x_j`, with
+/// `pre`, `sign(pre)` and the logits recomputed here by hand (sign(0) = +1).
+#[test]
+fn sign_straight_through_estimator() {
+    let (batch, fin, hid) = (3usize, 4usize, 5usize);
+    let mut b = B::new(&[fin]);
+    b.rng = Rng::new(11);
+    b.fc("fc1", fin, hid).op("s", Op::Sign, &[]).fc("fc2", hid, 10);
+    let mut g = b.done();
+    // Entries of fc1 chosen so that pre-activations fall on both sides of |x| = 1, and one is 0.
+    let w1: Vec<f32> = (0..hid * fin).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+    g.weights.insert("fc1.w".into(), Tensor::f32(vec![hid, fin], w1.clone()));
+    g.weights.insert("fc1.b".into(), Tensor::f32(vec![hid], vec![0.0; hid]));
+    let w2 = g.weights["fc2.w"].as_f32().unwrap().to_vec();
+    let b2 = g.weights["fc2.b"].as_f32().unwrap().to_vec();
+    let mut x: Vec<f32> = (0..batch * fin).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.25).collect();
+    x[0..fin].iter_mut().for_each(|v| *v = 0.0); // sample 0: every pre-activation is exactly 0
+    let y: Vec<u32> = vec![1, 7, 3];
+    let mut model = Model::new(g).unwrap();
+    let tape = model.forward_train(x.clone(), batch, &mut Rng::new(0)).unwrap();
+    let logits = model.tape_logits(&tape).data.clone();
+    // The forward by hand.
+    let pre: Vec<f32> = (0..batch * hid)
+        .map(|k| (0..fin).map(|j| w1[(k % hid) * fin + j] * x[(k / hid) * fin + j]).sum())
+        .collect();
+    let s: Vec<f32> = pre.iter().map(|&p| if p >= 0.0 { 1.0 } else { -1.0 }).collect();
+    for n in 0..batch {
+        for o in 0..10 {
+            let want: f32 = b2[o] + (0..hid).map(|i| w2[o * hid + i] * s[n * hid + i]).sum::<f32>();
+            assert!((logits[n * 10 + o] - want).abs() < 1e-5, "logit {n},{o}");
+        }
+    }
+    assert!(pre.iter().any(|p| p.abs() > 1.0) && pre.iter().any(|p| p.abs() <= 1.0 && *p != 0.0));
+    let (_, dl) = cross_entropy(&logits, batch, &y, true);
+    let dl = dl.unwrap();
+    let grads = model.backward(tape, dl.clone());
+    let pi = model.params.iter().position(|p| p.name == "fc1.w").unwrap();
+    let got = grads[pi].as_ref().unwrap();
+    for i in 0..hid {
+        for j in 0..fin {
+            let want: f32 = (0..batch)
+                .map(|n| {
+                    let ds: f32 = (0..10).map(|o| w2[o * hid + i] * dl[n * 10 + o]).sum();
+                    let pass = if pre[n * hid + i].abs() <= 1.0 { 1.0 } else { 0.0 };
+                    ds * pass * x[n * fin + j]
+                })
+                .sum();
+            assert!((got[i * fin + j] - want).abs() < 1e-5, "fc1.w[{i},{j}]: {} vs {want}", got[i * fin + j]);
+        }
+    }
+}

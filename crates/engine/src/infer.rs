@@ -46,4 +46,12 @@ mod tests {
         assert!(infer_op(&Op::Add, &[(&[2], &[1.0, 2.0]), (&[3], &[1.0, 2.0, 3.0])]).is_err());
         assert!(infer_op(&Op::Relu, &[(&[2], &[1.0])]).is_err());
     }
+
+    /// sign(0) = +1 (the XNOR-popcount kernel's sign bit), NaN → −1; ONNX's Sign gives 0 at 0.
+    #[test]
+    fn sign_of_zero_is_plus_one() {
+        let x = [-2.0f32, -1e-30, 0.0, -0.0, 1e-30, 3.0, f32::NAN];
+        let (_, y) = infer_op(&Op::Sign, &[(&[7], &x)]).unwrap();
+        assert_eq!(y, [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0]);
+    }
 }

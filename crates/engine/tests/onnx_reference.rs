@@ -56,6 +56,14 @@ fn grouped_depthwise_dilated_net_matches_onnxruntime() {
     check("depthwise");
 }
 
+/// ONNX `Sign` (XNOR-Net's activation binarization): `sign_mlp.onnx` made with onnx.helper by
+/// `crates/io/tests/fixtures/make_sign_fixture.py`, reference output by onnxruntime (no
+/// pre-activation of that batch is exactly 0, where ONNX's Sign gives 0 and ours +1).
+#[test]
+fn sign_mlp_matches_onnxruntime() {
+    check("sign_mlp");
+}
+
 /// The same model run at batch 1 and batch 3 gives the same rows: no state leaks between samples.
 #[test]
 fn batch_rows_are_independent() {

@@ -136,6 +136,11 @@ pub enum Op {
     },
     /// Copy.
     Identity,
+    /// `+1` for `x >= 0`, `−1` otherwise: XNOR-Net's activation binarization. **Differs from
+    /// ONNX `Sign` at exactly 0** (ONNX gives 0, deepshrink +1, as the XNOR-popcount kernel's
+    /// sign bit does); NaN gives −1. Trained with the clipped straight-through estimator
+    /// `∂y/∂x = 1{|x| ≤ 1}`.
+    Sign,
 }
 
 impl Op {
@@ -163,6 +168,7 @@ impl Op {
             Op::Softmax { .. } => "Softmax",
             Op::Dropout { .. } => "Dropout",
             Op::Identity => "Identity",
+            Op::Sign => "Sign",
         }
     }
 
@@ -189,6 +195,7 @@ impl Op {
         "Softmax",
         "Dropout",
         "Identity",
+        "Sign",
         "Constant",
     ];
 

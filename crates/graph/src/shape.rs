@@ -222,6 +222,7 @@ fn node_shape(n: &Node, ins: &[&Vec<usize>]) -> Result<Vec<usize>, String> {
         | Op::Tanh
         | Op::Clip { .. }
         | Op::Dropout { .. }
+        | Op::Sign
         | Op::Identity => Ok(x.clone()),
     }
 }

@@ -62,6 +62,7 @@ pub fn every_op_graph() -> Graph {
     let wm = w(&mut g, &mut r, "proj", &[16, 8]);
     let mm = g.push("matmul", Op::MatMul, &[&fc, &wm]);
     let x = g.push("add2", Op::Add, &[&mm, &fl]);
+    let x = g.push("sign", Op::Sign, &[&x]);
     let x = g.push("dropout", Op::Dropout { ratio: 0.25 }, &[&x]);
     let x = g.push("softmax", Op::Softmax { axis: -1 }, &[&x]);
     let y = g.push("identity", Op::Identity, &[&x]);

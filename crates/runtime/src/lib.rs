@@ -218,6 +218,12 @@ impl Runtime {
 impl plan::Step {
     fn run(&self, ins: &[(&[usize], &[f32])]) -> Result<Val, plan::Fail> {
         match &self.exec {
+            // Sign (XNOR-Net) directly: through `infer_op` (a one-node graph per call) it cost
+            // about 3 µs on 300 values, as much as the XNOR product after it. Same definition
+            // as the engine's: +1 for x >= 0, −1 otherwise (NaN included).
+            Exec::Engine if self.op == Op::Sign => {
+                Ok((ins[0].0.to_vec(), ins[0].1.iter().map(|&v| if v >= 0.0 { 1.0 } else { -1.0 }).collect()))
+            }
             Exec::Engine => self.engine(ins),
             Exec::DenseGemm { alpha, beta } => {
                 let a = ins[0].0;

@@ -51,6 +51,7 @@ impl Exec {
             Exec::Engine | Exec::DenseGemm { .. } => "dense",
             Exec::SparseGemm(g) => g.w.kind(),
             Exec::SparseConv { w, .. } => w.kind(),
+            Exec::QuantGemm(g) if g.xnor => "xnor",
             Exec::QuantGemm(g) => g.w.kind(),
             Exec::CirculantGemm(_) => "circulant",
         }
@@ -229,7 +230,9 @@ impl Plan {
                             "quantized weight '{i}' is read by more than one node"
                         ))
                     })?;
-                    exec = quant_exec(n, w);
+                    // XNOR-Net: binary weights on the output of a Sign node.
+                    let signed = graph.producer(&n.inputs[0]).is_some_and(|p| p.op == Op::Sign);
+                    exec = quant_exec(n, w, signed);
                 }
                 if s == Src::Circulant {
                     let w = circ.get_mut(i).expect("registered above").take().ok_or_else(|| {
@@ -297,10 +300,11 @@ impl Plan {
 }
 
 /// The step for node `n` reading a quantized weight as input 1 (checked by `runs_on_kernels`).
-fn quant_exec(n: &deepshrink_graph::Node, w: QuantW) -> Exec {
+fn quant_exec(n: &deepshrink_graph::Node, w: QuantW, signed: bool) -> Exec {
     match &n.op {
         Op::Gemm { alpha, beta, trans_a, .. } => {
-            Exec::QuantGemm(QuantGemm { w, alpha: *alpha, beta: *beta, trans_a: *trans_a })
+            let xnor = signed && matches!(w, QuantW::Binary(_));
+            Exec::QuantGemm(QuantGemm { w, xnor, alpha: *alpha, beta: *beta, trans_a: *trans_a })
         }
         _ => unreachable!("runs_on_kernels admits Gemm only"),
     }

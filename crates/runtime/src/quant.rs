@@ -3,6 +3,10 @@
 //! each activation vector quantized to int8 per call (dynamic quantization) or, if the matrix
 //! carries a calibrated activation scale, with that fixed scale (static quantization).
 //!
+//! Binary weights read through a `Sign` node (XNOR-Net, `qat` method `xnor`) run on the
+//! XNOR-popcount kernel: `sign(x)` is ±1, so `gemv_xnor`'s activation scale `mean|x|` is 1 and
+//! the product is exactly `α_r · Σ sign(w) sign(x)`.
+//!
 //! A quantized weight runs on these kernels where it is the B operand of a Gemm with `trans_b`
 //! (`[N, K]`, one scale per output row). Anywhere else it is decoded to f32 at load time and
 //! runs dense (the file stays packed); `Runtime::node_kinds` shows which:
@@ -91,12 +95,14 @@ impl QuantW {
         }
     }
 
-    /// `y = x · Wᵀ` for `batch` rows of `x`.
-    pub fn matmul(&self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<(), KernelError> {
+    /// `y = x · Wᵀ` for `batch` rows of `x`; binary weights with `xnor` run the XNOR-popcount
+    /// kernel (the input binarized to its signs, scaled by `mean|x|`, which is 1 for an input
+    /// that is already ±1).
+    pub fn matmul(&self, x: &[f32], batch: usize, y: &mut [f32], xnor: bool) -> Result<(), KernelError> {
         match self {
             QuantW::Int8(w) => w.matmul(x, batch, y),
             QuantW::Low(w) => w.matmul(x, batch, y),
-            QuantW::Binary(w) => w.matmul(x, batch, y, false),
+            QuantW::Binary(w) => w.matmul(x, batch, y, xnor),
             QuantW::TwoScale(p, n) => {
                 p.matmul(x, batch, y)?;
                 let mut yn = vec![0.0f32; y.len()];
@@ -123,6 +129,9 @@ pub(crate) fn runs_on_kernels<'a>(name: &str, mut readers: impl Iterator<Item = 
 /// A Gemm whose B (`[N, K]`, `trans_b`) is quantized.
 pub(crate) struct QuantGemm {
     pub w: QuantW,
+    /// Binary weights whose input is the output of a `Sign` node (XNOR-Net): run by
+    /// `BinaryWeights::gemv_xnor` (XOR and popcount) instead of the int8-activation kernel.
+    pub xnor: bool,
     pub alpha: f32,
     pub beta: f32,
     pub trans_a: bool,
@@ -144,7 +153,7 @@ impl QuantGemm {
         }
         let x = if self.trans_a { transpose(a.1, k, m) } else { a.1.to_vec() };
         let mut y = vec![0.0f32; m * n];
-        self.w.matmul(&x, m, &mut y).map_err(|e| e.to_string())?;
+        self.w.matmul(&x, m, &mut y, self.xnor).map_err(|e| e.to_string())?;
         finish(&mut y, m, n, self.alpha, self.beta, c)?;
         Ok((vec![m, n], y))
     }

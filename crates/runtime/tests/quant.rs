@@ -163,3 +163,44 @@ fn runs_from_file_bytes() {
     let b = Runtime::from_model(back).unwrap().run(&x, 1).unwrap();
     assert_eq!(a, b);
 }
+
+/// XNOR-Net: a binary Gemm whose input is a `Sign` node's output runs on the XNOR-popcount
+/// kernel (kind "xnor"), and gives the float product of the decoded ±α weights with the ±1
+/// signs (the engine's simulation) up to float rounding — no activation quantization error,
+/// unlike the int8 path; at batch 1 and 3, through the file bytes too.
+#[test]
+fn binary_gemm_after_sign_runs_xnor_and_matches_the_float_model() {
+    let mut rng = Rng::new(21);
+    let (rows, cols) = (29, 200);
+    let q = random_quant(&[rows, cols], 1, true, false, &mut rng);
+    let mut g = Graph::new("xnor", "x", &[cols]);
+    g.add_weight("w", Tensor::f32(vec![rows, cols], vec![0.0; rows * cols]));
+    g.add_weight("b", Tensor::f32(vec![rows], inputs(rows, &mut rng)));
+    let s = g.push("fc.sign", Op::Sign, &["x"]);
+    let out =
+        g.push("fc", Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, &[&s, "w", "b"]);
+    g.outputs.push(ValueInfo::batched(&out, &[rows]));
+    let model = DskModel::new(g, BTreeMap::new()).with_quantized(BTreeMap::from([("w".to_string(), q)]));
+    let engine = deepshrink_engine::Model::new(model.to_dense_graph()).unwrap();
+    let (bytes, _) = to_bytes(&model, &PackOptions::default()).unwrap();
+    let rt = Runtime::from_model(from_bytes(&bytes).unwrap()).unwrap();
+    let kinds = rt.node_kinds();
+    assert_eq!((kinds[0].2, kinds[1].2), ("dense", "xnor"), "{kinds:?}");
+    for batch in [1, 3] {
+        let mut x = inputs(batch * cols, &mut rng);
+        x[0] = 0.0; // sign(0) = +1 on both sides
+        let (_, got) = rt.run(&x, batch).unwrap();
+        let (_, want) = engine.forward(&x, batch).unwrap();
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * scale, "batch {batch} output {i}: {a} vs {b}");
+        }
+    }
+    // Without the Sign node the same weights take the int8-activation kernel.
+    let rt =
+        Runtime::from_model(DskModel::new(fc_graph(rows, cols, &mut rng), BTreeMap::new()).with_quantized(
+            BTreeMap::from([("w".to_string(), random_quant(&[rows, cols], 1, true, false, &mut rng))]),
+        ))
+        .unwrap();
+    assert_eq!(rt.node_kinds()[0].2, "binary");
+}

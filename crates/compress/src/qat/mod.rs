@@ -14,6 +14,9 @@
 //!   Esser et al. 2020: gradient scale `1/sqrt(N · qp)`, initialised at `2 · mean|w| / sqrt(qp)`);
 //! - `ttq`: trained ternary quantization (Zhu, Han, Mao and Dally 2017): threshold
 //!   `t · max|w|`, two learned scales `+wp` / `−wn` per layer;
+//! - `xnor`: XNOR-Net (Rastegari et al. 2016): `binary` weights with one `α_c = mean|w_c|` per
+//!   output channel *and* binary inputs: a `Sign` node (clipped STE) on the input of every
+//!   binarized layer; the first and last layer stay float (see [`xnor`]);
 //! - `fixed`: fixed-point weights ⟨IL, FL⟩ of `bits` (8 or 16) bits with every update rounded
 //!   stochastically (Gupta et al. 2015) or to nearest; no float shadow: the weights *are* the
 //!   fixed-point numbers. FL is chosen per layer so that max|w| of the trained model fits.
@@ -32,19 +35,21 @@
 //! ```toml
 //! [[pass]]
 //! kind = "qat"
-//! method = "uniform"     # binary | ternary | uniform | ttq | fixed
+//! method = "uniform"     # binary | ternary | uniform | ttq | fixed | xnor
 //! bits = 4               # uniform: 2..=8; fixed: 8 or 16
 //! granularity = "channel" # layer | channel (binary, uniform)
 //! lsq = true             # uniform only
 //! threshold = 0.05       # ttq only
 //! rounding = "stochastic" # fixed only: stochastic | nearest
 //! int_bits = 2           # fixed only: IL (with sign); default per layer from max|w|
+//! float_ends = true      # xnor only: first and last layer stay float (false: binary weights)
 //! epochs = 5
 //! lr = 1e-3
 //! ```
 
 mod pack;
 pub mod rules;
+pub mod xnor;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +73,8 @@ pub enum Method {
     Ttq,
     /// Fixed point with stochastic (or nearest) rounding of every update.
     Fixed,
+    /// XNOR-Net: `sign(w) · mean|w_c|` per output channel and `sign(x)` inputs.
+    Xnor,
 }
 
 /// One scale per layer or per output channel.
@@ -113,6 +120,8 @@ pub struct QatConfig {
     pub int_bits: Option<i32>,
     /// Also quantize convolution weights.
     pub conv: bool,
+    /// XNOR-Net only: the first and last quantizable layer keep float weights and inputs.
+    pub float_ends: bool,
     /// Training epochs (Adam, cosine-decayed).
     pub epochs: usize,
     /// Learning rate.
@@ -130,6 +139,7 @@ impl Default for QatConfig {
             rounding: Rounding::Stochastic,
             int_bits: None,
             conv: true,
+            float_ends: true,
             epochs: 5,
             lr: 1e-3,
         }
@@ -150,12 +160,18 @@ impl QatConfig {
             return bad(format!("lsq = true needs method = \"uniform\", not {:?}", self.method));
         }
         if self.granularity == Granularity::Channel
-            && !matches!(self.method, Method::Uniform | Method::Binary)
+            && !matches!(self.method, Method::Uniform | Method::Binary | Method::Xnor)
         {
             return bad(format!(
-                "granularity = \"channel\" is for binary and uniform, not {:?}",
+                "granularity = \"channel\" is for binary, uniform and xnor, not {:?}",
                 self.method
             ));
+        }
+        if !self.float_ends && self.method != Method::Xnor {
+            return bad(format!("float_ends = false needs method = \"xnor\", not {:?}", self.method));
+        }
+        if self.int_bits.is_some() && self.method != Method::Fixed {
+            return bad(format!("int_bits is for method = \"fixed\", not {:?}", self.method));
         }
         if self.int_bits.is_some_and(|il| !(-8..=self.bits as i32).contains(&il)) {
             return bad(format!("int_bits {:?} must be in -8..={}", self.int_bits, self.bits));
@@ -177,7 +193,7 @@ impl QatConfig {
     /// Bits per stored weight.
     pub fn stored_bits(&self) -> u8 {
         match self.method {
-            Method::Binary => 1,
+            Method::Binary | Method::Xnor => 1,
             Method::Ternary | Method::Ttq => 2,
             Method::Uniform | Method::Fixed => self.bits,
         }
@@ -188,7 +204,9 @@ impl QatConfig {
     pub fn quantizer(&self, name: &str, shape: &[usize], seed: u64) -> Result<Quantizer, CompressError> {
         let rows = shape.first().copied().unwrap_or(1);
         let cols: usize = shape.iter().skip(1).product();
-        if self.granularity == Granularity::Channel && cols < 2 {
+        // XNOR-Net's α is per output channel (filter) whatever `granularity` says.
+        let channel = self.granularity == Granularity::Channel || self.method == Method::Xnor;
+        if channel && cols < 2 {
             return Err(CompressError::Config {
                 pass: "qat",
                 detail: format!(
@@ -196,7 +214,7 @@ impl QatConfig {
                 ),
             });
         }
-        let groups = if self.granularity == Granularity::Channel { rows } else { 1 };
+        let groups = if channel { rows } else { 1 };
         let mut h = seed ^ 0x5EED;
         name.bytes().for_each(|b| h = h.wrapping_mul(0x100_0000_01B3) ^ b as u64);
         Ok(Quantizer::new(self, groups, h))
@@ -314,7 +332,7 @@ impl Quantizer {
         let n = kept.iter().filter(|&&k| k).count().max(1) as f64;
         let mean = (w.iter().map(|v| v.abs() as f64).sum::<f64>() / n) as f32;
         match self.method {
-            Method::Binary => {
+            Method::Binary | Method::Xnor => {
                 out.iter_mut().zip(w).for_each(|(o, &v)| *o = if v >= 0.0 { mean } else { -mean });
                 mean
             }
@@ -405,7 +423,7 @@ impl Quantizer {
 
     /// Clips the float shadow copy after an update (BinaryConnect keeps it in [−1, 1]).
     pub fn clip_shadow(&self, w: &mut [f32]) {
-        if self.method == Method::Binary {
+        if matches!(self.method, Method::Binary | Method::Xnor) {
             w.iter_mut().for_each(|v| *v = v.clamp(-1.0, 1.0));
         }
     }

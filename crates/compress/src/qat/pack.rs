@@ -49,7 +49,7 @@ pub fn to_quant_matrix(
     w: &[f32],
 ) -> Result<Option<QuantMatrix>, CompressError> {
     let bits = match q.method {
-        Method::Binary => 1,
+        Method::Binary | Method::Xnor => 1,
         Method::Ternary => 2,
         Method::Uniform => container_bits(q.bits),
         Method::Fixed if q.bits == 8 => 8,
@@ -128,6 +128,8 @@ mod tests {
             (Method::Uniform, 6, Granularity::Layer, 8),
             (Method::Fixed, 8, Granularity::Layer, 8),
             (Method::Ttq, 2, Granularity::Layer, 2),
+            // XNOR-Net: one α per output channel whatever `granularity` says.
+            (Method::Xnor, 1, Granularity::Layer, 1),
         ];
         for (method, bits, granularity, stored) in cases {
             let cfg = QatConfig { method, bits, granularity, ..QatConfig::default() };
@@ -138,7 +140,7 @@ mod tests {
             assert_eq!(m.bits, stored, "{method:?} {bits}");
             assert_eq!(m.to_dense().as_f32().unwrap(), &out[..], "{method:?} {bits}");
             assert_eq!(m.packed_len(), 6 * (20 * stored as usize).div_ceil(8));
-            let groups = if granularity == Granularity::Channel { 6 } else { 1 };
+            let groups = if granularity == Granularity::Channel || method == Method::Xnor { 6 } else { 1 };
             assert_eq!(m.scales.len(), groups);
             assert_eq!(m.neg_scales.is_some(), method == Method::Ttq);
         }

@@ -21,6 +21,15 @@ fn map(a: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     zip_map(a, a, |x, _| f(x))
 }
 
+/// `+1` for `x >= 0` (zero included, as the XNOR-popcount kernel's sign bit), `−1` otherwise.
+pub(crate) fn sign(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
 pub(super) fn unary_forward(op: &Op, x: &Buf) -> Buf {
     let y = match *op {
         Op::Relu => map(&x.data, |v| v.max(0.0)),
@@ -28,6 +37,7 @@ pub(super) fn unary_forward(op: &Op, x: &Buf) -> Buf {
         Op::Sigmoid => map(&x.data, |v| 1.0 / (1.0 + (-v).exp())),
         Op::Tanh => map(&x.data, f32::tanh),
         Op::Clip { min, max } => map(&x.data, |v| v.max(min).min(max)),
+        Op::Sign => map(&x.data, sign),
         _ => unreachable!("not a unary op: {}", op.name()),
     };
     Buf::new(x.shape.clone(), y)
@@ -40,6 +50,9 @@ pub(super) fn unary_backward(op: &Op, x: &Buf, y: &Buf, dy: &[f32]) -> Vec<f32> 
         Op::Sigmoid => zip_map(&y.data, dy, |y, g| g * y * (1.0 - y)),
         Op::Tanh => zip_map(&y.data, dy, |y, g| g * (1.0 - y * y)),
         Op::Clip { min, max } => zip_map(&x.data, dy, |x, g| if x >= min && x <= max { g } else { 0.0 }),
+        // Clipped straight-through estimator (Hubara et al. 2016; XNOR-Net): the gradient of
+        // hardtanh, passed where |x| <= 1 and cut outside.
+        Op::Sign => zip_map(&x.data, dy, |x, g| if x.abs() <= 1.0 { g } else { 0.0 }),
         _ => unreachable!("not a unary op: {}", op.name()),
     }
 }

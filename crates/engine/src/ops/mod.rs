@@ -56,7 +56,7 @@ pub(crate) fn forward(op: &Op, ins: &[&Buf], train: bool, rng: &mut Rng) -> (Buf
         Op::BatchNormalization { epsilon, .. } => norm::forward(ins, *epsilon, train),
         Op::Dropout { ratio } => elementwise::dropout_forward(ins[0], *ratio, train, rng),
         Op::Add | Op::Mul => (elementwise::binary_forward(op, ins[0], ins[1]), Saved::None),
-        Op::Relu | Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Clip { .. } => {
+        Op::Relu | Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Clip { .. } | Op::Sign => {
             (elementwise::unary_forward(op, ins[0]), Saved::None)
         }
         Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Transpose { .. } | Op::Concat { .. } => {
@@ -104,7 +104,7 @@ pub(crate) fn backward(
         Op::BatchNormalization { epsilon, .. } => norm::backward(ins, saved, *epsilon, dy, need),
         Op::Dropout { .. } => vec![Some(elementwise::dropout_backward(saved, dy))],
         Op::Add | Op::Mul => elementwise::binary_backward(op, ins[0], ins[1], dy, need),
-        Op::Relu | Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Clip { .. } => {
+        Op::Relu | Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Clip { .. } | Op::Sign => {
             vec![Some(elementwise::unary_backward(op, ins[0], out, dy))]
         }
         Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Transpose { .. } | Op::Concat { .. } => {

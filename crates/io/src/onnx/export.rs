@@ -117,6 +117,7 @@ impl Cx {
             | Op::Relu
             | Op::Sigmoid
             | Op::Tanh
+            | Op::Sign
             | Op::GlobalAveragePool
             | Op::Transpose { .. }
             | Op::Add

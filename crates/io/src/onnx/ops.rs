@@ -181,6 +181,7 @@ pub(super) fn convert(node: &NodeProto, op_type: &str, cx: &NodeCx) -> Result<Im
         "LeakyRelu" => Op::LeakyRelu { alpha: a.float("alpha", 0.01)? },
         "Sigmoid" => Op::Sigmoid,
         "Tanh" => Op::Tanh,
+        "Sign" => Op::Sign,
         "Clip" => {
             let min = ins.scalar(1, "min")?;
             let max = ins.scalar(2, "max")?;
