@@ -7,8 +7,12 @@ images, once with the uncompressed model's soft targets (alpha*T^2*KL + (1-alpha
 kl_div, the loss Hinton et al. 2015 and deepshrink's `kd` use) and once with cross-entropy only.
 Checks that the sign and size of deepshrink's with/without difference are not a bug of ours.
 
-    python3 bench/distillation_recovery_reference.py SPARSITY FC3 T ALPHA EPOCHS LIMIT [SEEDS]
+    python3 bench/distillation_recovery_reference.py SPARSITY FC3 T ALPHA EPOCHS LIMIT [SEEDS [TEACHER]]
     python3 bench/distillation_recovery_reference.py 0.98 0.9 4 0.9 1 60000     # recipe's first stage
+
+TEACHER (default: the model itself) is an .onnx file run by onnxruntime for the soft targets,
+e.g. bench/results/distillation/vgg-small.onnx (recipes/lenet-300-100-kd-limited.toml's first
+stage: 0.9 0.5 4 0.5 50 1000 3 bench/results/distillation/vgg-small.onnx).
 """
 import gzip, sys, numpy as np, torch, torch.nn.functional as F, onnx
 from onnx import numpy_helper
@@ -30,8 +34,17 @@ def fwd(p, x):
     h = F.relu(h @ p['fc2.weight'].T + p['fc2.bias'])
     return h @ p['fc3.weight'].T + p['fc3.bias']
 acc = lambda p: (fwd(p, xte).argmax(1) == yte).float().mean().item()
-print('teacher', acc(W))
-with torch.no_grad(): tl = fwd(W, xtr)
+print('model before compression, test top-1', acc(W))
+if len(sys.argv) > 8:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(sys.argv[8])
+    lim = int(sys.argv[6])
+    xin = xtr[:lim].numpy().reshape(-1, 1, 28, 28)
+    tl = torch.tensor(np.concatenate([sess.run(None, {sess.get_inputs()[0].name: xin[i:i + 256]})[0]
+                                      for i in range(0, lim, 256)]))
+    print('teacher', sys.argv[8], 'train top-1 on the first', lim, (tl.argmax(1) == ytr[:lim]).float().mean().item())
+else:
+    with torch.no_grad(): tl = fwd(W, xtr)
 sp = {'fc1.weight': float(sys.argv[1]), 'fc2.weight': float(sys.argv[1]), 'fc3.weight': float(sys.argv[2])}
 T, a, epochs, limit = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 def run(kd, seed):
