@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Knowledge distillation on MNIST (issue 6): a vgg-small teacher (1.68M parameters) and the
-# students cnn-small (10x fewer) and cnn-tiny (50x fewer), each trained alone, with soft targets
-# (kd), with FitNets hints (hint) and with attention transfer (at), over 3 seeds, same epochs.
-# Writes one JSON report per student and method to bench/results/distillation/.
+# students cnn-small (10x fewer), cnn-tiny and mlp-tiny (50x fewer), each trained alone, with soft
+# targets (kd), with FitNets hints (hint) and with attention transfer (at), over 3 seeds, same
+# epochs. Writes one JSON report per student and method to bench/results/distillation/full/, or
+# with a LIMIT to bench/results/distillation/limited/n<LIMIT>/ (hint and at need conv students).
 #
 #   bash bench/distillation.sh            # everything, full training set, 8 epochs
 #   STUDENTS=cnn-tiny METHODS=kd bash bench/distillation.sh
+#   EPOCHS=20 LIMIT=5000 STUDENTS="cnn-tiny mlp-tiny" METHODS=kd bash bench/distillation.sh   # data-limited
+#   EPOCHS=30 LIMIT=2000 STUDENTS="cnn-tiny mlp-tiny" METHODS=kd bash bench/distillation.sh
 #   EPOCHS=6 LIMIT=10000 OUT=bench/results/distillation bash bench/distillation.sh   # the first matrix
 #
 # The teacher's outputs on the training set are computed once per run and shared by every seed.
@@ -13,9 +16,9 @@
 # and at runs skip it (it would be the same numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/results/distillation/full}
 EPOCHS=${EPOCHS:-8}
 LIMIT=${LIMIT:-}   # empty: all 60,000 training images
+if [ -z "$LIMIT" ]; then OUT=${OUT:-bench/results/distillation/full}; else OUT=${OUT:-bench/results/distillation/limited/n$LIMIT}; fi
 SEEDS=${SEEDS:-3}
 STUDENTS=${STUDENTS:-"cnn-tiny cnn-small"}
 METHODS=${METHODS:-"kd hint at"}

@@ -44,6 +44,10 @@ pub struct Args {
     /// side by side (as `compare = true` in the recipe's `[teacher]` table).
     #[arg(long)]
     pub compare_teacher: bool,
+    /// Fine-tune on the first N training images only (the data-limited setting: a teacher, the
+    /// recipe's comparison run and every pass see the same N; the test set stays complete).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// The recipe's teacher and, when compared, the same recipe fine-tuned without it.
@@ -89,6 +93,8 @@ struct Out {
     model: String,
     recipe: String,
     baseline_file_bytes: u64,
+    /// Training images used for retraining and fine-tuning (`--limit`, else the whole set).
+    train_samples: usize,
     dsk_file_bytes: usize,
     file_ratio: f64,
     dsk_accuracy: Accuracy,
@@ -168,7 +174,11 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
         let bytes = std::fs::metadata(&args.model).with_context(|| args.model.display().to_string())?.len();
         (deepshrink_io::load_model(&args.model)?, bytes)
     };
-    let train = idx::load_dir(&args.data, Split::Train, Default::default())?;
+    anyhow::ensure!(args.limit.is_none_or(|n| n >= 1), "--limit must be at least 1");
+    let mut train = idx::load_dir(&args.data, Split::Train, Default::default())?;
+    if let Some(n) = args.limit {
+        train = train.limit(n);
+    }
     let test = idx::load_dir(&args.data, Split::Test, Default::default())?;
     let model_name = args.model.display().to_string();
 
@@ -247,6 +257,7 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
     deepshrink_io::write_atomic(&args.out, &bytes)?;
     let out = build_report(
         args,
+        train.len(),
         &recipe,
         report,
         teacher,
@@ -266,6 +277,7 @@ pub fn run_recipe(args: &Args, text: &str) -> anyhow::Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     args: &Args,
+    train_samples: usize,
     recipe: &Recipe,
     report: Report,
     teacher: Option<TeacherOut>,
@@ -315,6 +327,7 @@ fn build_report(
         model: args.model.display().to_string(),
         recipe: recipe.description.clone(),
         baseline_file_bytes,
+        train_samples,
         dsk_file_bytes: bytes.len(),
         file_ratio: baseline_file_bytes as f64 / bytes.len().max(1) as f64,
         dsk_accuracy,

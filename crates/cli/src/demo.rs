@@ -43,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_size: 128,
         seed: args.seed,
         compare_teacher: false,
+        limit: None,
     };
     compress::run_recipe(&c, RECIPE)
 }

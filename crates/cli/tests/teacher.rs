@@ -101,16 +101,36 @@ fn compare_reports_fine_tuning_with_and_without_the_teacher() {
 }
 
 #[test]
+fn limit_fine_tunes_on_the_first_n_images() {
+    let (dir, data, model) = setup();
+    let report = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap()
+    };
+    let o = compress(dir.path(), &data, &model, "[teacher]\ncompare = true", &["--limit", "64"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report();
+    assert_eq!(r["train_samples"], 64);
+    // The comparison without the teacher ran too; the test set is not limited.
+    assert!(r["teacher"]["without_teacher"].is_array());
+    assert_eq!(r["dsk_accuracy"]["samples"], 256);
+    // A limit above the set's size takes the whole set (256 images).
+    let o = compress(dir.path(), &data, &model, "", &["--limit", "100000"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(report()["train_samples"], 256);
+}
+
+#[test]
 fn bad_teachers_exit_2_without_output() {
     let (dir, data, model) = setup();
     let d = dir.path();
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         ("[teacher]\nalpha = 2.0", "alpha must be in [0, 1]", &[]),
         ("[teacher]\ntemperature = 0.0", "temperature must be > 0", &[]),
         ("[teacher]\nmethod = \"at\"", "use \"kd\"", &[]),
         ("[teacher]\ncomapre = true", "comapre", &[]),
         ("[teacher]\nmodel = \"missing.onnx\"", "missing.onnx", &[]),
         ("", "--compare-teacher needs a [teacher]", &["--compare-teacher"]),
+        ("[teacher]", "--limit must be at least 1", &["--limit", "0"]),
     ];
     for (teacher, needle, extra) in cases {
         let e = assert_error(&compress(d, &data, &model, teacher, extra));

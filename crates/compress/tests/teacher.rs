@@ -153,3 +153,17 @@ fn the_shipped_kd_recipe_names_its_input_as_teacher() {
     let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
     assert_eq!(names, ["prune", "share", "huffman"]);
 }
+
+#[test]
+fn the_data_limited_kd_recipe_names_vgg_small_as_teacher() {
+    let r = Recipe::parse(include_str!("../../../recipes/lenet-300-100-kd-limited.toml")).unwrap();
+    let t = r.teacher.unwrap();
+    assert!(!t.is_self() && t.compare);
+    assert_eq!(t.model, "bench/results/distillation/vgg-small.onnx");
+    assert_eq!((t.temperature, t.alpha), (4.0, 0.5));
+    let names: Vec<&str> = r.passes.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["prune", "share", "huffman"]);
+    // The teacher file is committed next to the results it made.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    assert!(std::path::Path::new(root).join(&t.model).is_file());
+}
