@@ -9,7 +9,7 @@ use deepshrink_graph::{Graph, Op};
 use serde::Serialize;
 
 use crate::circulant::CirculantConfig;
-use crate::constraint::Constraint;
+use crate::constraint::{Codebook, Constraint};
 use crate::factorize::{self, FactorRow, Method};
 use crate::hashed::{hashed_codebook, HashConfig};
 use crate::prune::{
@@ -371,20 +371,59 @@ fn share(
     } else {
         BTreeMap::new()
     };
-    let mut params = state.model.params_mut();
-    for (name, kind) in &state.layers {
-        let bits = cfg.bits(name, *kind);
-        let w = params.value(name).expect("layer weight exists").to_vec();
-        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
-        // Damped (Tikhonov) importance h + λ·mean(h): a few weights with very large squared
-        // gradients would otherwise pull every centroid towards themselves.
-        let damped: Option<Vec<f32>> = hessian.get(name).map(|h| {
+    // Damped (Tikhonov) importance h + λ·mean(h) per layer: a few weights with very large squared
+    // gradients would otherwise pull every centroid towards themselves.
+    let damped: BTreeMap<&String, Vec<f32>> = hessian
+        .iter()
+        .map(|(name, h)| {
             let mean = h.iter().map(|&v| v as f64).sum::<f64>() / h.len().max(1) as f64;
-            h.iter().map(|&v| v + (cfg.damping as f64 * mean) as f32).collect()
-        });
-        let h = damped.as_deref();
-        c.codebook = Some(cluster(&w, c.mask.as_deref(), h, bits, cfg.init, ctx.seed, cfg.max_iter));
-        state.bits.insert(name.clone(), bits);
+            (name, h.iter().map(|&v| v + (cfg.damping as f64 * mean) as f32).collect())
+        })
+        .collect();
+    let mut params = state.model.params_mut();
+    let ws: Vec<Vec<f32>> =
+        state.layers.iter().map(|(n, _)| params.value(n).expect("layer weight exists").to_vec()).collect();
+    let mask = |n: &String| state.hook.constraints.get(n).and_then(|c| c.mask.as_deref());
+    let bits: Vec<u8> = state.layers.iter().map(|(n, k)| cfg.bits(n, *k)).collect();
+    let codebooks: Vec<Codebook> = if cfg.scope == crate::prune::Scope::Global {
+        if bits.iter().any(|&b| b != bits[0]) {
+            return Err(CompressError::Config {
+                pass: "share",
+                detail: "scope = \"global\" shares one codebook, so every layer needs the same bits".into(),
+            });
+        }
+        let tensors: Vec<_> = state
+            .layers
+            .iter()
+            .zip(&ws)
+            .map(|((n, _), w)| (&w[..], mask(n), damped.get(n).map(|h| &h[..])))
+            .collect();
+        crate::share::cluster_global(&tensors, bits[0], cfg.init, ctx.seed, cfg.max_iter)
+    } else {
+        state
+            .layers
+            .iter()
+            .zip(&ws)
+            .zip(&bits)
+            .map(|(((n, _), w), &b)| {
+                let h = damped.get(n).map(|h| &h[..]);
+                cluster(w, mask(n), h, b, cfg.init, ctx.seed, cfg.max_iter)
+            })
+            .collect()
+    };
+    for (((name, _), cb), b) in state.layers.iter().zip(codebooks).zip(bits) {
+        // Put every kept weight on its centroid now, so that the hook's snap to the mean of each
+        // cluster keeps the centroids k-means found (Hessian-weighted means, or the network-wide
+        // codebook) instead of re-averaging the original weights per layer.
+        let c: &mut Constraint = state.hook.constraints.entry(name.clone()).or_default();
+        let w = params.value_mut(name).expect("layer weight exists");
+        for (i, v) in w.iter_mut().enumerate() {
+            if c.kept(i) {
+                *v = cb.centroids[cb.assign[i] as usize];
+            }
+        }
+        c.codebook = Some(cb);
+        state.bits.insert(name.clone(), b);
     }
     state.hook.enforce(&mut params);
     out.push(measure(state, ctx, "share (before fine-tuning)".into(), start)?);

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::constraint::Codebook;
 use crate::kmeans::{kmeans_1d_weighted, Init};
+use crate::prune::Scope;
 use crate::{CompressError, LayerKind};
 
 /// Configuration of the share pass.
@@ -55,6 +56,11 @@ pub struct ShareConfig {
     /// (0: pure estimate; large: plain k-means). Default 0.1: the lowest *training* loss over
     /// 0, 0.1, 0.3, 1 and 3 on LeNet-300-100 at 2 bits (bench/results/quantization/hessian-damping.md).
     pub damping: f32,
+    /// `per-layer`: one codebook per layer (Han et al.); `global`: one codebook for every layer
+    /// together (Choi et al.'s network-wide setting, where the Hessian weighs layers against each
+    /// other), which needs one bit width for all layers. Each layer still stores its own copy
+    /// of the codebook, and fine-tuning moves each layer's centroids on their own.
+    pub scope: Scope,
 }
 
 impl Default for ShareConfig {
@@ -70,6 +76,7 @@ impl Default for ShareConfig {
             hessian: false,
             calibration_samples: 2048,
             damping: 0.1,
+            scope: Scope::PerLayer,
         }
     }
 }
@@ -139,6 +146,34 @@ pub fn cluster(
     Codebook { centroids, assign, negative: None }
 }
 
+/// One codebook for several tensors (weights, masks, importances): k-means over all their kept
+/// entries together, then each tensor gets the shared centroids and its own assignments.
+pub fn cluster_global(
+    tensors: &[(&[f32], Option<&[bool]>, Option<&[f32]>)],
+    bits: u8,
+    init: Init,
+    seed: u64,
+    max_iter: usize,
+) -> Vec<Codebook> {
+    let w: Vec<f32> = tensors.iter().flat_map(|t| t.0.iter().copied()).collect();
+    let mask: Vec<bool> =
+        tensors.iter().flat_map(|t| (0..t.0.len()).map(move |i| t.1.is_none_or(|m| m[i]))).collect();
+    let h: Option<Vec<f32>> = tensors
+        .iter()
+        .all(|t| t.2.is_some())
+        .then(|| tensors.iter().flat_map(|t| t.2.unwrap().iter().copied()).collect());
+    let cb = cluster(&w, Some(&mask), h.as_deref(), bits, init, seed, max_iter);
+    let mut at = 0;
+    tensors
+        .iter()
+        .map(|t| {
+            let assign = cb.assign[at..at + t.0.len()].to_vec();
+            at += t.0.len();
+            Codebook { centroids: cb.centroids.clone(), assign, negative: None }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +186,30 @@ mod tests {
         assert_eq!(cb.centroids.len(), 2);
         assert!((cb.centroids[0] + 1.05).abs() < 1e-6 && (cb.centroids[1] - 1.05).abs() < 1e-6);
         assert_eq!(&cb.assign[1..5], &[1, 1, 0, 0]);
+    }
+
+    /// Two layers of very different scales: one global 1-bit codebook puts both centroids where
+    /// the large layer is, the small layer collapses onto the centroid nearest zero; weighting the
+    /// small layer's entries heavily pulls a centroid to it.
+    #[test]
+    fn a_global_codebook_is_shared_and_importance_weighs_layers() {
+        let big = [-1.0, -1.0, 1.0, 1.0];
+        let small = [0.1, 0.1, 0.1];
+        let cbs = cluster_global(&[(&big, None, None), (&small, None, None)], 1, Init::Linear, 0, 50);
+        assert_eq!(cbs[0].centroids, cbs[1].centroids);
+        assert_eq!(cbs[0].assign.len(), 4);
+        assert_eq!(cbs[1].assign.len(), 3);
+        let heavy = [100.0f32; 3];
+        let ones = [1.0f32; 4];
+        let cbs = cluster_global(
+            &[(&big, None, Some(&ones)), (&small, None, Some(&heavy))],
+            1,
+            Init::Linear,
+            0,
+            50,
+        );
+        let c = cbs[1].centroids[cbs[1].assign[0] as usize];
+        assert!((c - 0.1).abs() < 0.05, "{:?}", cbs[1].centroids);
     }
 
     #[test]
