@@ -146,10 +146,13 @@ pub fn cluster(
     Codebook { centroids, assign, negative: None }
 }
 
+/// A tensor to cluster: its weights, pruning mask and importance (Hessian estimate).
+pub type ClusterInput<'a> = (&'a [f32], Option<&'a [bool]>, Option<&'a [f32]>);
+
 /// One codebook for several tensors (weights, masks, importances): k-means over all their kept
 /// entries together, then each tensor gets the shared centroids and its own assignments.
 pub fn cluster_global(
-    tensors: &[(&[f32], Option<&[bool]>, Option<&[f32]>)],
+    tensors: &[ClusterInput<'_>],
     bits: u8,
     init: Init,
     seed: u64,
