@@ -264,3 +264,36 @@ fn learned_and_fixed_point_quantizers_end_on_their_grids() {
         }
     }
 }
+
+/// `scope = "global"`: every layer ends on the same centroids (one network-wide codebook, kept
+/// as k-means found it), and a recipe asking for different bits per layer is refused.
+#[test]
+fn global_sharing_uses_one_codebook_for_every_layer() {
+    let (xt, yt) = quadrants(200, 5);
+    let data = Data { x: &xt, y: &yt };
+    let recipe = Recipe::parse(
+        "[[pass]]\nkind = \"share\"\nbits_fc = 2\nscope = \"global\"\nhessian = true\ncalibration_samples = 64\nfinetune_epochs = 0\n",
+    )
+    .unwrap();
+    let mut ctx = Context { train: data, test: data, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+    let (state, _) = run(&recipe, zoo::build("lenet-300-100", 1).unwrap(), &mut ctx).unwrap();
+    let g = state.model.to_graph();
+    let mut all = Vec::new();
+    for name in ["fc1.weight", "fc2.weight", "fc3.weight"] {
+        let mut v: Vec<f32> = g.weights[name].as_f32().unwrap().to_vec();
+        v.sort_by(f32::total_cmp);
+        v.dedup();
+        assert!(v.len() <= 4, "{name}: {v:?}");
+        all.extend(v);
+    }
+    all.sort_by(f32::total_cmp);
+    all.dedup();
+    assert!(all.len() <= 4, "layers do not share one codebook: {all:?}");
+    let recipe = Recipe::parse(
+        "[[pass]]\nkind = \"share\"\nbits_fc = 2\nlayers = { \"fc3.weight\" = 3 }\nscope = \"global\"\n",
+    )
+    .unwrap();
+    let mut ctx = Context { train: data, test: data, batch_size: 32, seed: 0, progress: &mut |_, _| {} };
+    let err = run(&recipe, zoo::build("lenet-300-100", 1).unwrap(), &mut ctx).err().unwrap();
+    assert!(err.to_string().contains("same bits"), "{err}");
+}
