@@ -60,6 +60,8 @@ pub struct ShareConfig {
     /// together (Choi et al.'s network-wide setting, where the Hessian weighs layers against each
     /// other), which needs one bit width for all layers. Each layer still stores its own copy
     /// of the codebook, and fine-tuning moves each layer's centroids on their own.
+    /// Use `damping = 1.0` with it (chosen on training loss:
+    /// bench/results/quantization/hessian-damping-global.md).
     pub scope: Scope,
 }
 
