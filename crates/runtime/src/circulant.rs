@@ -9,7 +9,7 @@
 use deepshrink_codec::CirculantTensor;
 use deepshrink_kernels::{CirculantWeights, KernelError};
 
-use crate::gemm::{a_dims, finish, transpose, Checked};
+use crate::gemm::{run_gemm, Checked};
 
 /// Whether the FFT product is predicted faster than the dense one: the dense multiply-adds
 /// exceed twice the FFT form's operation count ([`CirculantWeights::fft_macs`]). Measured on
@@ -42,24 +42,8 @@ impl CirculantGemm {
         a: (&[usize], &[f32]),
         c: Option<(&[usize], &[f32])>,
     ) -> Checked<(Vec<usize>, Vec<f32>)> {
-        let (m, k) = a_dims(a.0, self.trans_a)?;
-        let (n, wk) = (self.w.rows(), self.w.cols());
-        if k != wk {
-            return Err(format!(
-                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
-                a.0, self.trans_a
-            ));
-        }
-        let transposed;
-        let x = if self.trans_a {
-            transposed = transpose(a.1, k, m);
-            &transposed[..]
-        } else {
-            a.1
-        };
-        let mut y = vec![0.0f32; m * n];
-        self.w.matmul(x, m, &mut y).map_err(|e| e.to_string())?;
-        finish(&mut y, m, n, self.alpha, self.beta, c)?;
-        Ok((vec![m, n], y))
+        let dims = (self.w.rows(), self.w.cols());
+        let (alpha, beta) = (self.alpha, self.beta);
+        run_gemm(a, c, dims, self.trans_a, alpha, beta, |x, m, y| self.w.matmul(x, m, y))
     }
 }

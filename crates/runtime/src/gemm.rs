@@ -32,20 +32,33 @@ impl SparseGemm {
         a: (&[usize], &[f32]),
         c: Option<(&[usize], &[f32])>,
     ) -> Checked<(Vec<usize>, Vec<f32>)> {
-        let (m, k) = a_dims(a.0, self.trans_a)?;
-        let (n, wk) = (self.w.csr().rows(), self.w.csr().cols());
-        if k != wk {
-            return Err(format!(
-                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
-                a.0, self.trans_a
-            ));
-        }
-        let x: Cow<[f32]> = if self.trans_a { Cow::Owned(transpose(a.1, k, m)) } else { Cow::Borrowed(a.1) };
-        let mut y = vec![0.0f32; m * n];
-        self.w.matmul(&x, m, &mut y).map_err(kernel)?;
-        finish(&mut y, m, n, self.alpha, self.beta, c)?;
-        Ok((vec![m, n], y))
+        let dims = (self.w.csr().rows(), self.w.csr().cols());
+        let (alpha, beta) = (self.alpha, self.beta);
+        run_gemm(a, c, dims, self.trans_a, alpha, beta, |x, m, y| self.w.matmul(x, m, y))
     }
+}
+
+/// A Gemm `alpha · A' · Wᵀ + beta · C` whose `[n, k]` weight (`dims`) only a kernel can multiply:
+/// checks A against the weight, transposes it if `trans_a`, runs `matmul(x, m, y)` (`y = x · Wᵀ`
+/// for `m` rows) and applies `alpha`, `beta` and `C`. Every compressed Gemm runs through here.
+pub(crate) fn run_gemm(
+    a: (&[usize], &[f32]),
+    c: Option<(&[usize], &[f32])>,
+    (n, wk): (usize, usize),
+    trans_a: bool,
+    alpha: f32,
+    beta: f32,
+    matmul: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<(), KernelError>,
+) -> Checked<(Vec<usize>, Vec<f32>)> {
+    let (m, k) = a_dims(a.0, trans_a)?;
+    if k != wk {
+        return Err(format!("A {:?} (trans_a {trans_a}) does not multiply a weight of {wk} inputs", a.0));
+    }
+    let x: Cow<[f32]> = if trans_a { Cow::Owned(transpose(a.1, k, m)) } else { Cow::Borrowed(a.1) };
+    let mut y = vec![0.0f32; m * n];
+    matmul(&x, m, &mut y).map_err(kernel)?;
+    finish(&mut y, m, n, alpha, beta, c)?;
+    Ok((vec![m, n], y))
 }
 
 /// The dense baseline's batch-1 Gemm (`x [1, K] · Wᵀ`, `W [N, K]`), reading the weight in place.

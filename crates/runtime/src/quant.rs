@@ -20,7 +20,7 @@ use deepshrink_codec::QuantMatrix;
 use deepshrink_graph::{Node, Op};
 use deepshrink_kernels::{BinaryWeights, Int8Weights, KernelError, LowBitWeights};
 
-use crate::gemm::{a_dims, finish, transpose, Checked};
+use crate::gemm::{run_gemm, Checked};
 
 /// A quantized `rows x cols` matrix in kernel form.
 pub(crate) enum QuantW {
@@ -143,18 +143,8 @@ impl QuantGemm {
         a: (&[usize], &[f32]),
         c: Option<(&[usize], &[f32])>,
     ) -> Checked<(Vec<usize>, Vec<f32>)> {
-        let (m, k) = a_dims(a.0, self.trans_a)?;
-        let (n, wk) = (self.w.rows(), self.w.cols());
-        if k != wk {
-            return Err(format!(
-                "A {:?} (trans_a {}) does not multiply a weight of {wk} inputs",
-                a.0, self.trans_a
-            ));
-        }
-        let x = if self.trans_a { transpose(a.1, k, m) } else { a.1.to_vec() };
-        let mut y = vec![0.0f32; m * n];
-        self.w.matmul(&x, m, &mut y, self.xnor).map_err(|e| e.to_string())?;
-        finish(&mut y, m, n, self.alpha, self.beta, c)?;
-        Ok((vec![m, n], y))
+        let dims = (self.w.rows(), self.w.cols());
+        let (alpha, beta) = (self.alpha, self.beta);
+        run_gemm(a, c, dims, self.trans_a, alpha, beta, |x, m, y| self.w.matmul(x, m, y, self.xnor))
     }
 }
