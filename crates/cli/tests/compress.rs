@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{assert_error, deepshrink, write_quadrants};
+use common::{assert_error, deepshrink, trained_lenet, write_quadrants};
 
 fn ok(o: &Output) -> serde_json::Value {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
@@ -231,11 +231,8 @@ fn model_without_prunable_layers_exits_2() {
 #[test]
 fn int8_recipe_stores_packed_codes_and_runs_integer_kernels() {
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 200, 28);
-    let data = dir.path().to_str().unwrap();
-    let model = dir.path().join("m.onnx");
-    let m = model.to_str().unwrap();
-    ok(&deepshrink(&["train", "--model", "lenet-300-100", "--data", data, "--epochs", "1", "--out", m]));
+    let (data, m) = trained_lenet(dir.path(), 200);
+    let (data, m) = (data.as_str(), m.as_str());
     let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../recipes/int8.toml");
     let dsk = dir.path().join("m.dsk");
     let report = dir.path().join("r.json");
@@ -277,11 +274,8 @@ fn int8_recipe_stores_packed_codes_and_runs_integer_kernels() {
 #[test]
 fn qat_recipes_store_packed_codes() {
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 200, 28);
-    let data = dir.path().to_str().unwrap();
-    let model = dir.path().join("m.onnx");
-    let m = model.to_str().unwrap();
-    ok(&deepshrink(&["train", "--model", "lenet-300-100", "--data", data, "--epochs", "1", "--out", m]));
+    let (data, m) = trained_lenet(dir.path(), 200);
+    let (data, m) = (data.as_str(), m.as_str());
     for (text, kind, bits) in [
         ("method = \"ttq\"", "ternary2", 2.0),
         ("method = \"uniform\"\nbits = 4\ngranularity = \"channel\"\nlsq = true", "int4", 4.0),

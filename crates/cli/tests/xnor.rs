@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{assert_error, deepshrink, write_quadrants};
+use common::{assert_error, deepshrink, trained_lenet, write_quadrants};
 
 fn ok(o: &Output) -> serde_json::Value {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
@@ -16,11 +16,8 @@ fn ok(o: &Output) -> serde_json::Value {
 #[test]
 fn xnor_stores_one_bit_runs_xnor_kernel_and_evals_as_trained() {
     let dir = tempfile::tempdir().unwrap();
-    write_quadrants(dir.path(), 200, 28);
-    let data = dir.path().to_str().unwrap();
-    let model = dir.path().join("m.onnx");
-    let m = model.to_str().unwrap();
-    ok(&deepshrink(&["train", "--model", "lenet-300-100", "--data", data, "--epochs", "1", "--out", m]));
+    let (data, m) = trained_lenet(dir.path(), 200);
+    let (data, m) = (data.as_str(), m.as_str());
     let recipe = dir.path().join("x.toml");
     std::fs::write(&recipe, "[[pass]]\nkind = \"qat\"\nmethod = \"xnor\"\nepochs = 1\n").unwrap();
     let (dsk, report) = (dir.path().join("m.dsk"), dir.path().join("r.json"));

@@ -142,36 +142,33 @@ impl State {
     /// The HashedNets layers as stored: their shared values and seed (what the hash pass
     /// trained); [`State::to_sparse`] leaves them out.
     pub fn hashed_tensors(&self) -> BTreeMap<String, HashedTensor> {
-        let g = self.model.to_graph();
-        self.hashed
-            .iter()
-            .filter_map(|(name, &(_, seed))| {
-                let cb = self.hook.constraints.get(name)?.codebook.as_ref()?;
-                Some((
-                    name.clone(),
-                    HashedTensor {
-                        shape: g.weights.get(name)?.shape.clone(),
-                        seed,
-                        values: cb.centroids.clone(),
-                    },
-                ))
-            })
-            .collect()
+        self.codebook_tensors(&self.hashed, |shape, &(_, seed), values| HashedTensor { shape, seed, values })
     }
 
     /// The block-circulant layers as stored: their defining values, block size and sign seed
     /// (what the circulant pass trained); [`State::to_sparse`] leaves them out.
     pub fn circulant_tensors(&self) -> BTreeMap<String, CirculantTensor> {
-        let g = self.model.to_graph();
-        self.circulant
+        self.codebook_tensors(&self.circulant, |shape, &(block, sign_seed), values| CirculantTensor {
+            shape,
+            block,
+            sign_seed,
+            values,
+        })
+    }
+
+    /// The layers in `layers` stored as their codebook values (`make(shape, entry, values)`):
+    /// what a hashed or circulant layer's constraint trained.
+    fn codebook_tensors<E, T>(
+        &self,
+        layers: &BTreeMap<String, E>,
+        make: impl Fn(Vec<usize>, &E, Vec<f32>) -> T,
+    ) -> BTreeMap<String, T> {
+        layers
             .iter()
-            .filter_map(|(name, &(block, sign_seed))| {
+            .filter_map(|(name, e)| {
                 let cb = self.hook.constraints.get(name)?.codebook.as_ref()?;
-                let shape = g.weights.get(name)?.shape.clone();
-                Some((
-                    name.clone(),
-                    CirculantTensor { shape, block, sign_seed, values: cb.centroids.clone() },
-                ))
+                let shape = self.model.weight_shape(name)?.to_vec();
+                Some((name.clone(), make(shape, e, cb.centroids.clone())))
             })
             .collect()
     }

@@ -20,11 +20,8 @@ pub(crate) fn fft_pays(t: &CirculantTensor) -> bool {
     t.rows() * t.cols() > 2 * CirculantWeights::fft_macs(t.rows(), t.cols(), t.block)
 }
 
-/// The kernel form of a stored circulant tensor.
+/// The kernel form of a stored circulant tensor (checked by `CirculantTensor::check`).
 pub(crate) fn kernel_form(t: &CirculantTensor) -> Result<CirculantWeights, KernelError> {
-    if t.shape.len() != 2 {
-        return Err(KernelError::Csr(format!("a circulant weight must be 2-D, this one is {:?}", t.shape)));
-    }
     CirculantWeights::new(t.rows(), t.cols(), t.block, &t.values, t.negative().as_deref())
 }
 

@@ -60,3 +60,15 @@ pub fn write_quadrants(dir: &Path, n: usize, side: usize) {
         std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), idx_labels(&labels)).unwrap();
     }
 }
+
+/// Writes `n` quadrant images (28 x 28) to `dir` and trains LeNet-300-100 on them for one epoch
+/// into `dir/m.onnx`. Returns the data directory and the model path.
+pub fn trained_lenet(dir: &Path, n: usize) -> (String, String) {
+    write_quadrants(dir, n, 28);
+    let data = dir.to_str().unwrap().to_string();
+    let model = dir.join("m.onnx").to_str().unwrap().to_string();
+    let o =
+        deepshrink(&["train", "--model", "lenet-300-100", "--data", &data, "--epochs", "1", "--out", &model]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    (data, model)
+}
